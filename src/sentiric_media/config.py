@@ -1,0 +1,150 @@
+"""Service settings, read from the environment (and an optional `.env` file).
+
+The variable names are the Rust media service's, so existing deployments keep
+their configuration. New settings follow the same naming style. An invalid
+value stops the service at start-up with a message naming the variable
+(`load_settings` raises `SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        populate_by_name=True,
+        extra="ignore",
+        env_ignore_empty=True,
+    )
+
+    # --- gRPC and metrics -------------------------------------------------------
+    grpc_port: int = Field(13031, alias="MEDIA_SERVICE_GRPC_PORT", ge=0, le=65535)
+    metrics_port: int = Field(13032, alias="MEDIA_SERVICE_METRICS_PORT", ge=0, le=65535)
+    listen_address: str = Field("0.0.0.0", alias="MEDIA_SERVICE_LISTEN_ADDRESS")
+    cert_path: Path | None = Field(None, alias="MEDIA_SERVICE_CERT_PATH")
+    key_path: Path | None = Field(None, alias="MEDIA_SERVICE_KEY_PATH")
+    ca_path: Path | None = Field(None, alias="GRPC_TLS_CA_PATH")
+
+    # --- RTP ---------------------------------------------------------------------
+    rtp_listen_address: str = Field("0.0.0.0", alias="RTP_SERVICE_LISTEN_ADDRESS")
+    rtp_port_min: int = Field(10000, alias="RTP_SERVICE_PORT_MIN", ge=1024, le=65534)
+    rtp_port_max: int = Field(10999, alias="RTP_SERVICE_PORT_MAX", ge=1024, le=65535)
+    port_quarantine_seconds: float = Field(
+        5.0, alias="RTP_SERVICE_PORT_QUARANTINE_SECONDS", ge=0, le=3600
+    )
+    inactivity_timeout_seconds: float = Field(
+        30.0, alias="RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS", gt=0, le=86400
+    )
+    jitter_buffer_ms: int = Field(60, alias="RTP_JITTER_BUFFER_MS", ge=20, le=500)
+
+    # --- prompts and live audio --------------------------------------------------
+    assets_base_path: Path = Field(Path("assets"), alias="ASSETS_BASE_PATH")
+    live_audio_stream_buffer: int = Field(64, alias="LIVE_AUDIO_STREAM_BUFFER", ge=1, le=10000)
+    max_data_uri_bytes: int = Field(
+        20 * 1024 * 1024, alias="MEDIA_SERVICE_MAX_DATA_URI_BYTES", ge=1024
+    )
+    prompt_cache_mb: int = Field(256, alias="MEDIA_SERVICE_PROMPT_CACHE_MB", ge=0)
+    stream_idle_timeout_seconds: float = Field(
+        10.0, alias="MEDIA_SERVICE_STREAM_IDLE_TIMEOUT_SECONDS", gt=0
+    )
+
+    # --- recordings, storage and events -----------------------------------------
+    recordings_path: Path = Field(Path("recordings"), alias="MEDIA_SERVICE_RECORDINGS_PATH")
+    spool_path: Path | None = Field(None, alias="MEDIA_SERVICE_SPOOL_PATH")
+    recording_window_seconds: float = Field(
+        2.0, alias="MEDIA_SERVICE_RECORDING_WINDOW_SECONDS", ge=0.5, le=30
+    )
+    bucket_endpoint_url: str | None = Field(None, alias="BUCKET_ENDPOINT_URL")
+    bucket_region: str = Field("us-east-1", alias="BUCKET_REGION")
+    bucket_access_key_id: str | None = Field(None, alias="BUCKET_ACCESS_KEY_ID")
+    bucket_secret_access_key: str | None = Field(None, alias="BUCKET_SECRET_ACCESS_KEY")
+    bucket_name: str | None = Field(None, alias="BUCKET_NAME")
+    rabbitmq_url: str | None = Field(None, alias="RABBITMQ_URL")
+    rabbitmq_exchange: str = Field("sentiric_events", alias="RABBITMQ_EXCHANGE")
+    event_outbox_max: int = Field(10000, alias="MEDIA_SERVICE_EVENT_OUTBOX_MAX", ge=10)
+
+    # --- logging -------------------------------------------------------------
+    env: Literal["production", "development"] = Field("development", alias="ENV")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", alias="LOG_LEVEL"
+    )
+
+    @model_validator(mode="after")
+    def _check_relations(self) -> Settings:
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ValueError(
+                f"RTP_SERVICE_PORT_MIN ({self.rtp_port_min}) is above "
+                f"RTP_SERVICE_PORT_MAX ({self.rtp_port_max})"
+            )
+        if not self.even_ports():
+            raise ValueError(
+                f"RTP_SERVICE_PORT_MIN..RTP_SERVICE_PORT_MAX ({self.rtp_port_min}.."
+                f"{self.rtp_port_max}) holds no even port"
+            )
+        tls = {
+            "MEDIA_SERVICE_CERT_PATH": self.cert_path,
+            "MEDIA_SERVICE_KEY_PATH": self.key_path,
+            "GRPC_TLS_CA_PATH": self.ca_path,
+        }
+        given = [name for name, value in tls.items() if value is not None]
+        if given and len(given) != len(tls):
+            missing = sorted(set(tls) - set(given))
+            raise ValueError(
+                f"mutual TLS needs all of {', '.join(tls)}; {', '.join(missing)} not set"
+            )
+        for name, value in tls.items():
+            if value is not None and not value.is_file():
+                raise ValueError(f"{name}: no such file: {value}")
+        return self
+
+    def even_ports(self) -> range:
+        """The RTP ports the pool hands out: the even ports of [min, max]."""
+        first = self.rtp_port_min + (self.rtp_port_min % 2)
+        return range(first, self.rtp_port_max + 1, 2)
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.cert_path is not None
+
+    @property
+    def s3_configured(self) -> bool:
+        return bool(self.bucket_endpoint_url or self.bucket_access_key_id or self.bucket_name)
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.spool_path or (self.recordings_path / ".spool")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment and `ENV_FILE` (default `.env`).
+
+    Keyword overrides (by field name) win over the environment; tests use them.
+    """
+    env_file = os.environ.get("ENV_FILE", ".env")
+    try:
+        return Settings(_env_file=env_file if Path(env_file).is_file() else None, **overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+        lines.append(f"{location}: {message}{shown}" if location else message)
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,69 @@
+"""The caller's live audio for one `RecordAudio` reader.
+
+The session pushes one frame per tick (silence included, so the stream's clock
+is the call's clock). Every `frame_ms` of audio is resampled in one go by a
+stateful resampler and becomes one message of exactly rate·frame_ms/1000
+samples. A reader that falls behind gets the waiting messages merged into one;
+beyond `max_backlog` messages the oldest are dropped and counted. Pushing never
+waits, so a slow reader can never stall the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import numpy as np
+
+from sentiric_media.audio.resample import FrameResampler
+
+
+class LiveAudioStream:
+    """A bounded, merging queue of L16 messages for one reader."""
+
+    def __init__(self, source_rate: int, rate: int, frame_ms: int, max_backlog: int) -> None:
+        self.rate = rate
+        self.frame_ms = frame_ms
+        self.media_type = f"audio/L16;rate={rate}"
+        self.max_backlog = max_backlog
+        self._ticks_per_message = frame_ms // 20
+        self._collected: list[np.ndarray] = []
+        self._resampler = FrameResampler(source_rate, rate)
+        self._ready: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+        self.closed = False
+        self.messages = 0
+        self.dropped_messages = 0
+        self.bytes_sent = 0
+
+    def push(self, frame: np.ndarray) -> None:
+        self._collected.append(frame)
+        if len(self._collected) < self._ticks_per_message:
+            return
+        block = self._collected[0] if len(self._collected) == 1 else np.concatenate(self._collected)
+        self._collected.clear()
+        self._ready.append(self._resampler.process(block).astype("<i2", copy=False).tobytes())
+        if len(self._ready) > self.max_backlog:
+            self._ready.popleft()
+            self.dropped_messages += 1
+        self._wakeup.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wakeup.set()
+
+    async def next_audio(self) -> bytes | None:
+        """Everything waiting, as one message; None once the stream is closed."""
+        while not self._ready:
+            if self.closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if len(self._ready) == 1:
+            audio = self._ready.popleft()
+        else:
+            audio = b"".join(self._ready)
+            self._ready.clear()
+        self.messages += 1
+        self.bytes_sent += len(audio)
+        return audio

@@ -1,0 +1,147 @@
+"""Prometheus metrics, and the small HTTP server for `/metrics` and `/healthz`.
+
+The media path never touches the client library: sessions keep plain integer
+counters, and `MediaCollector` reads a snapshot of them (a callable returning a
+`MetricsSnapshot`) only when Prometheus scrapes. gRPC request counts are the one
+metric updated as it happens (once per RPC, not per packet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MetricsSnapshot:
+    """Everything the collector exports, read from the live objects at scrape time."""
+
+    sessions_active: int = 0
+    ports_free: int = 0
+    ports_quarantined: int = 0
+    ports_in_use: int = 0
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+    packets_lost: int = 0
+    drops: dict[str, int] = field(default_factory=dict)
+    pacing_buckets: tuple[float, ...] = ()
+    pacing_counts: list[int] = field(default_factory=list)
+    pacing_sum: float = 0.0
+    frames_skipped: int = 0
+    live_messages_dropped: int = 0
+    tts_underruns: int = 0
+    port_bind_failures: int = 0
+    inactivity_timeouts: int = 0
+    prompt_cache_bytes: int = 0
+
+
+class MediaCollector(Collector):
+    def __init__(self, snapshot: Callable[[], MetricsSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._snapshot()
+        yield _gauge("sentiric_media_sessions_active", "Sessions with an allocated port.",
+                     s.sessions_active)
+        ports = GaugeMetricFamily("sentiric_media_rtp_ports", "RTP ports by state.",
+                                  labels=["state"])
+        ports.add_metric(["free"], s.ports_free)
+        ports.add_metric(["quarantined"], s.ports_quarantined)
+        ports.add_metric(["in_use"], s.ports_in_use)
+        yield ports
+        for name, value, text in (
+            ("rtp_packets_received", s.packets_in, "RTP/RTCP datagrams received."),
+            ("rtp_bytes_received", s.bytes_in, "Bytes of datagrams received."),
+            ("rtp_packets_sent", s.packets_out, "RTP packets sent."),
+            ("rtp_bytes_sent", s.bytes_out, "Bytes of RTP packets sent."),
+            ("rtp_packets_lost", s.packets_lost, "Caller packets never received (RFC 3550)."),
+            ("pacing_frames_skipped", s.frames_skipped, "Frames skipped after a loop stall."),
+            ("live_audio_messages_dropped", s.live_messages_dropped,
+             "RecordAudio messages dropped for slow readers."),
+            ("tts_stream_underruns", s.tts_underruns, "StreamAudioToCall buffer underruns."),
+            ("rtp_port_bind_failures", s.port_bind_failures, "Ports that failed to bind."),
+            ("rtp_inactivity_timeouts", s.inactivity_timeouts, "Sessions silent too long."),
+        ):
+            yield CounterMetricFamily(f"sentiric_media_{name}", text, value=value)
+        drops = CounterMetricFamily("sentiric_media_rtp_packets_dropped",
+                                    "Received packets dropped, by reason.", labels=["reason"])
+        for reason, count in sorted(s.drops.items()):
+            drops.add_metric([reason], count)
+        yield drops
+        yield _gauge("sentiric_media_prompt_cache_bytes", "Decoded prompt cache size.",
+                     s.prompt_cache_bytes)
+        if s.pacing_buckets:
+            cumulative, buckets = 0, []
+            for bound, count in zip(s.pacing_buckets, s.pacing_counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            yield HistogramMetricFamily(
+                "sentiric_media_pacing_lateness_seconds",
+                "Media clock tick start behind its absolute deadline.",
+                buckets=buckets,
+                sum_value=s.pacing_sum,
+            )
+
+
+def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, value=value)
+
+
+class Metrics:
+    """The registry of the process: the collector plus the gRPC request counter."""
+
+    def __init__(self, snapshot: Callable[[], MetricsSnapshot]) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(MediaCollector(snapshot))
+        self.grpc_requests = Counter(
+            "sentiric_media_grpc_requests",
+            "gRPC requests by method and final status.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def serve_http(metrics: Metrics, host: str, port: int) -> asyncio.Server:
+    """Serve `/metrics` and `/healthz` on (host, port)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+            path = request.split(b" ", 2)[1].split(b"?")[0] if b" " in request else b""
+            if path == b"/metrics":
+                status, body, kind = b"200 OK", metrics.render(), b"text/plain; version=0.0.4"
+            elif path == b"/healthz":
+                status, body, kind = b"200 OK", b"ok\n", b"text/plain"
+            else:
+                status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind
+                + b"\r\nContent-Length: " + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n" + body
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)
