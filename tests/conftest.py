@@ -21,9 +21,9 @@ SPEECH_WAV = REPO / "src" / "sentiric_media" / "data" / "speech8k.wav"
 PROMPT_WAV = REPO / "assets" / "audio" / "demo" / "welcome.wav"
 
 
-@pytest.fixture(scope="session")
-def event_loop_policy() -> uvloop.EventLoopPolicy:
-    return uvloop.EventLoopPolicy()
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object]:
+    """Every async test runs on uvloop, like the service in production."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 def free_rtp_range(count: int = 40) -> tuple[int, int]:
