@@ -13,8 +13,8 @@ import signal
 
 import grpc
 
-from sentiric_media.api.servicer import MediaServicer
 from sentiric_media.api.server import start_grpc_server
+from sentiric_media.api.servicer import MediaServicer
 from sentiric_media.audio.prompts import PromptLibrary
 from sentiric_media.config import Settings
 from sentiric_media.control.manager import SessionManager

@@ -1,0 +1,1 @@
+"""Live analysis of the caller's audio (VAD, barge-in, DTMF, keywords, arousal): later issues."""

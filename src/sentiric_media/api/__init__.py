@@ -1,0 +1,1 @@
+"""The gRPC edge: servicer, status mapping, server, generated stubs."""

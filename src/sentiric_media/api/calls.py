@@ -23,7 +23,6 @@ from sentiric_media.observability.logging import call_id_var, port_var, trace_id
 log = logging.getLogger("sentiric_media.api")
 
 
-
 def _note_request(request: Any, context: grpc.aio.ServicerContext) -> None:
     for key, value in context.invocation_metadata() or ():
         if key == "x-trace-id":

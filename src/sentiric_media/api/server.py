@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "sentiric.media.v1.MediaService"
 
 
-async def start_grpc_server(settings: Settings, servicer: MediaServicer) -> tuple[grpc.aio.Server, int]:
+async def start_grpc_server(
+    settings: Settings, servicer: MediaServicer
+) -> tuple[grpc.aio.Server, int]:
     """Start serving; returns the server and the port it bound (useful when 0 was asked)."""
     # data: URIs up to the configured limit arrive base64-encoded (4/3 larger).
     max_message = settings.max_data_uri_bytes * 4 // 3 + 1024 * 1024
@@ -34,7 +36,9 @@ async def start_grpc_server(settings: Settings, servicer: MediaServicer) -> tupl
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{_host(settings.listen_address)}:{settings.grpc_port}"
     if settings.tls_enabled:
-        assert settings.cert_path and settings.key_path and settings.ca_path
+        assert settings.cert_path is not None
+        assert settings.key_path is not None
+        assert settings.ca_path is not None
         credentials = grpc.ssl_server_credentials(
             [(settings.key_path.read_bytes(), settings.cert_path.read_bytes())],
             root_certificates=settings.ca_path.read_bytes(),

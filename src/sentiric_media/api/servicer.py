@@ -53,9 +53,7 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
                     "accepted; update the caller's stubs (this warning is shown once)"
                 )
         interruptible = request.interruptible if request.HasField("interruptible") else None
-        message = await self.manager.play(
-            request.server_rtp_port, audio_uri, target, interruptible
-        )
+        message = await self.manager.play(request.server_rtp_port, audio_uri, target, interruptible)
         return pb.PlayAudioResponse(success=True, message=message)
 
     @unary
@@ -136,10 +134,10 @@ async def _read_chunks(
             await tts.wait_for_room()
 
 
-async def _next_message(requests: AsyncIterator[Any], timeout: float) -> Any:
-    """The next request, or "closed" at the end of the stream, or "idle" after `timeout`."""
+async def _next_message(requests: AsyncIterator[Any], idle: float) -> Any:
+    """The next request, or "closed" at the end of the stream, or "idle" after `idle` s."""
     try:
-        return await asyncio.wait_for(anext(requests), timeout)
+        return await asyncio.wait_for(anext(requests), idle)
     except StopAsyncIteration:
         return "closed"
     except TimeoutError:
@@ -155,4 +153,3 @@ def _trace_id(context: Any) -> str:
 
 def _looks_like_uri(text: str) -> bool:
     return "://" in text or text.startswith("data:")
-

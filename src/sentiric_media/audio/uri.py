@@ -57,7 +57,9 @@ def parse_audio_uri(uri: str, assets_base: Path, max_data_bytes: int) -> AudioUr
     scheme, sep, rest = uri.partition(":")
     scheme = scheme.lower()
     if not sep:
-        raise InvalidArgument(f"audio_uri {_short(uri)!r} has no scheme (file://, data: or control://)")
+        raise InvalidArgument(
+            f"audio_uri {_short(uri)!r} has no scheme (file://, data: or control://)"
+        )
     if scheme == "file":
         return _parse_file(uri, rest, assets_base)
     if scheme == "data":

@@ -1,0 +1,1 @@
+"""Ports and sessions: the pool with quarantine, the registry, the commands."""

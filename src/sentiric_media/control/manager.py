@@ -100,7 +100,9 @@ class SessionManager:
                 sock = bind_udp(self.settings.rtp_listen_address, port)
             except OSError as exc:
                 self.bind_failures += 1
-                log.warning("RTP port %d failed to bind (%s); quarantined, trying another", port, exc)
+                log.warning(
+                    "RTP port %d failed to bind (%s); quarantined, trying another", port, exc
+                )
                 self.pool.release(port)
                 continue
             break

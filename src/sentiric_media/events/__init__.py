@@ -1,0 +1,1 @@
+"""Events of calls: the in-process bus (and, later, the broker publisher)."""

@@ -1,0 +1,1 @@
+"""RTP media: packets, codecs, the media clock, sessions, jitter buffer, playout."""

@@ -42,10 +42,10 @@ class CallerPlacement:
         "drift_samples",
         "jump_samples",
         "marker_gap_samples",
-        "settle_samples",
         "offset",
         "reanchors",
         "scale",
+        "settle_samples",
         "ssrc",
         "window_buckets",
     )

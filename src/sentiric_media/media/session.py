@@ -21,7 +21,12 @@ from typing import Any
 
 from sentiric_media.events.bus import EventBus, MediaEvent
 from sentiric_media.media.clock import MediaClock
-from sentiric_media.media.codecs import COMFORT_NOISE_PAYLOAD_TYPE, PCMU, STATIC_PAYLOAD_TYPES, Codec
+from sentiric_media.media.codecs import (
+    COMFORT_NOISE_PAYLOAD_TYPE,
+    PCMU,
+    STATIC_PAYLOAD_TYPES,
+    Codec,
+)
 from sentiric_media.media.jitter import JitterBuffer
 from sentiric_media.media.live import LiveAudioStream
 from sentiric_media.media.placement import CallerPlacement
@@ -180,8 +185,10 @@ class MediaSession(asyncio.DatagramProtocol):
         for payload_type, sequence, timestamp, ssrc, marker, payload, arrival in packets:
             codec = STATIC_PAYLOAD_TYPES.get(payload_type)
             if codec is None:
-                reason = "comfort_noise" if payload_type == COMFORT_NOISE_PAYLOAD_TYPE else (
-                    "unsupported_payload_type"
+                reason = (
+                    "comfort_noise"
+                    if payload_type == COMFORT_NOISE_PAYLOAD_TYPE
+                    else ("unsupported_payload_type")
                 )
                 self.drops[reason] += 1
                 continue

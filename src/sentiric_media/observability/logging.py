@@ -53,8 +53,11 @@ class ReadableFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(call)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = [f"{name}={getattr(record, name)}" for name, _ in _CONTEXT_FIELDS
-                  if getattr(record, name, None)]
+        fields = [
+            f"{name}={getattr(record, name)}"
+            for name, _ in _CONTEXT_FIELDS
+            if getattr(record, name, None)
+        ]
         record.call = f"  [{' '.join(fields)}]" if fields else ""
         return super().format(record)
 

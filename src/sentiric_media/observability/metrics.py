@@ -56,10 +56,12 @@ class MediaCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self._snapshot()
-        yield _gauge("sentiric_media_sessions_active", "Sessions with an allocated port.",
-                     s.sessions_active)
-        ports = GaugeMetricFamily("sentiric_media_rtp_ports", "RTP ports by state.",
-                                  labels=["state"])
+        yield _gauge(
+            "sentiric_media_sessions_active", "Sessions with an allocated port.", s.sessions_active
+        )
+        ports = GaugeMetricFamily(
+            "sentiric_media_rtp_ports", "RTP ports by state.", labels=["state"]
+        )
         ports.add_metric(["free"], s.ports_free)
         ports.add_metric(["quarantined"], s.ports_quarantined)
         ports.add_metric(["in_use"], s.ports_in_use)
@@ -71,20 +73,27 @@ class MediaCollector(Collector):
             ("rtp_bytes_sent", s.bytes_out, "Bytes of RTP packets sent."),
             ("rtp_packets_lost", s.packets_lost, "Caller packets never received (RFC 3550)."),
             ("pacing_frames_skipped", s.frames_skipped, "Frames skipped after a loop stall."),
-            ("live_audio_messages_dropped", s.live_messages_dropped,
-             "RecordAudio messages dropped for slow readers."),
+            (
+                "live_audio_messages_dropped",
+                s.live_messages_dropped,
+                "RecordAudio messages dropped for slow readers.",
+            ),
             ("tts_stream_underruns", s.tts_underruns, "StreamAudioToCall buffer underruns."),
             ("rtp_port_bind_failures", s.port_bind_failures, "Ports that failed to bind."),
             ("rtp_inactivity_timeouts", s.inactivity_timeouts, "Sessions silent too long."),
         ):
             yield CounterMetricFamily(f"sentiric_media_{name}", text, value=value)
-        drops = CounterMetricFamily("sentiric_media_rtp_packets_dropped",
-                                    "Received packets dropped, by reason.", labels=["reason"])
+        drops = CounterMetricFamily(
+            "sentiric_media_rtp_packets_dropped",
+            "Received packets dropped, by reason.",
+            labels=["reason"],
+        )
         for reason, count in sorted(s.drops.items()):
             drops.add_metric([reason], count)
         yield drops
-        yield _gauge("sentiric_media_prompt_cache_bytes", "Decoded prompt cache size.",
-                     s.prompt_cache_bytes)
+        yield _gauge(
+            "sentiric_media_prompt_cache_bytes", "Decoded prompt cache size.", s.prompt_cache_bytes
+        )
         if s.pacing_buckets:
             cumulative, buckets = 0, []
             for bound, count in zip(s.pacing_buckets, s.pacing_counts, strict=True):
@@ -133,13 +142,23 @@ async def serve_http(metrics: Metrics, host: str, port: int) -> asyncio.Server:
             else:
                 status, body, kind = b"404 Not Found", b"not found\n", b"text/plain"
             writer.write(
-                b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind
-                + b"\r\nContent-Length: " + str(len(body)).encode()
-                + b"\r\nConnection: close\r\n\r\n" + body
+                b"HTTP/1.1 "
+                + status
+                + b"\r\nContent-Type: "
+                + kind
+                + b"\r\nContent-Length: "
+                + str(len(body)).encode()
+                + b"\r\nConnection: close\r\n\r\n"
+                + body
             )
             await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                ConnectionError, IndexError):
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+            ConnectionError,
+            IndexError,
+        ):
             pass
         finally:
             writer.close()

@@ -1,0 +1,1 @@
+"""Recording storage (spool, file://, s3://): the recording issue."""

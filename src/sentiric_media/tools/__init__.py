@@ -1,0 +1,1 @@
+"""Command-line tools for people: the demo phone and the recording inspector."""

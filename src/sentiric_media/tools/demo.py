@@ -78,7 +78,9 @@ async def _listen(stub: media_pb2_grpc.MediaServiceStub, port: int, totals: dict
 
 
 async def _play(stub: media_pb2_grpc.MediaServiceStub, port: int, target: str, wav: bytes) -> str:
-    request = pb.PlayAudioRequest(audio_uri=PROMPT_URI, server_rtp_port=port, rtp_target_addr=target)
+    request = pb.PlayAudioRequest(
+        audio_uri=PROMPT_URI, server_rtp_port=port, rtp_target_addr=target
+    )
     try:
         reply = await stub.PlayAudio(request)
         return f"{PROMPT_URI}: {reply.message}"
@@ -105,8 +107,11 @@ async def run_demo(address: str, seconds: float) -> int:
         stub = media_pb2_grpc.MediaServiceStub(channel)
         metadata = (("x-trace-id", call_id),)
         try:
-            port = (await stub.AllocatePort(pb.AllocatePortRequest(call_id=call_id),
-                                            metadata=metadata, timeout=5)).rtp_port
+            port = (
+                await stub.AllocatePort(
+                    pb.AllocatePortRequest(call_id=call_id), metadata=metadata, timeout=5
+                )
+            ).rtp_port
         except grpc.aio.AioRpcError as exc:
             print(f"cannot reach the service at {address}: {exc.code().name} {exc.details()}")
             return 1

@@ -1,0 +1,1 @@
+"""Generated stubs of sentiric.media.v1 (regenerate with `make proto`)."""
