@@ -18,9 +18,20 @@ from sentiric_media.api.servicer import MediaServicer
 from sentiric_media.audio.prompts import PromptLibrary
 from sentiric_media.config import Settings
 from sentiric_media.control.manager import SessionManager
-from sentiric_media.events.bus import EventBus, log_event
+from sentiric_media.control.recordings import Recordings
+from sentiric_media.events.broker import (
+    PLAYBACK_FINISHED,
+    LogPublisher,
+    Publisher,
+    RabbitPublisher,
+    playback_finished,
+)
+from sentiric_media.events.bus import EventBus, MediaEvent, log_event
+from sentiric_media.events.outbox import Outbox
 from sentiric_media.media.clock import LATENESS_BUCKETS, MediaClock
 from sentiric_media.observability.metrics import Metrics, MetricsSnapshot, serve_http
+from sentiric_media.storage.spool import Spool
+from sentiric_media.storage.store import RecordingStore
 
 log = logging.getLogger("sentiric_media")
 
@@ -33,19 +44,26 @@ class MediaApp:
         self.clock = MediaClock()
         self.bus = EventBus()
         self.prompts = PromptLibrary(settings.prompt_cache_mb * 1024 * 1024)
-        self.manager = SessionManager(settings, self.clock, self.bus, self.prompts)
+        self.publisher = _publisher(settings)
+        self.store = RecordingStore(settings)
+        self.recordings = Recordings(
+            settings, Spool(settings.spool_dir), self.store, self.publisher, self.bus
+        )
+        self.manager = SessionManager(settings, self.clock, self.bus, self.prompts, self.recordings)
         self.metrics = Metrics(self.snapshot)
         self.servicer = MediaServicer(self.manager, self._count_request)
         self.grpc_server: grpc.aio.Server | None = None
         self.http_server: asyncio.Server | None = None
         self.grpc_port = 0
         self.metrics_port = 0
-        self._unsubscribe_log = self.bus.subscribe(log_event)
+        self.bus.subscribe(log_event)
+        self.bus.subscribe(self._to_broker)
 
     async def start(self) -> None:
         self.settings.recordings_path.mkdir(parents=True, exist_ok=True)
         if not self.settings.assets_base_path.is_dir():
             log.warning("assets folder %s does not exist", self.settings.assets_base_path)
+        await self.publisher.start()
         self.manager.start()
         self.grpc_server, self.grpc_port = await start_grpc_server(self.settings, self.servicer)
         self.http_server = await serve_http(
@@ -67,10 +85,16 @@ class MediaApp:
         if self.grpc_server is not None:
             await self.grpc_server.stop(grace)
         await self.manager.shutdown()
+        await self.publisher.stop()
+        await self.store.close()
         if self.http_server is not None:
             self.http_server.close()
             await self.http_server.wait_closed()
         log.info("sentiric-media stopped")
+
+    def _to_broker(self, event: MediaEvent) -> None:
+        if event.kind == "playback_finished":
+            self.publisher.publish(PLAYBACK_FINISHED, playback_finished(event))
 
     def _count_request(self, method: str, code: str) -> None:
         self.metrics.grpc_requests.labels(method, code).inc()
@@ -104,6 +128,13 @@ class MediaApp:
             inactivity_timeouts=manager.inactivity_timeouts,
             prompt_cache_bytes=self.prompts.cached_bytes,
         )
+
+
+def _publisher(settings: Settings) -> Publisher:
+    if not settings.rabbitmq_url:
+        return LogPublisher()
+    outbox = Outbox(settings.spool_dir / "outbox", settings.event_outbox_max)
+    return RabbitPublisher(settings.rabbitmq_url, settings.rabbitmq_exchange, outbox)
 
 
 async def serve(settings: Settings) -> None:

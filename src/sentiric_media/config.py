@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     recording_window_seconds: float = Field(
         2.0, alias="MEDIA_SERVICE_RECORDING_WINDOW_SECONDS", ge=0.5, le=30
     )
+    storage_retry_max_seconds: float = Field(
+        30.0, alias="MEDIA_SERVICE_STORAGE_RETRY_MAX_SECONDS", ge=1, le=3600
+    )
     bucket_endpoint_url: str | None = Field(None, alias="BUCKET_ENDPOINT_URL")
     bucket_region: str = Field("us-east-1", alias="BUCKET_REGION")
     bucket_access_key_id: str | None = Field(None, alias="BUCKET_ACCESS_KEY_ID")

@@ -61,6 +61,25 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
         stopped = self.manager.stop_audio(request.server_rtp_port)
         return pb.StopAudioResponse(success=True, stopped=stopped)
 
+    @unary
+    async def StartRecording(self, request: pb.StartRecordingRequest, context: Any) -> Any:
+        await self.manager.start_recording(
+            request.server_rtp_port,
+            request.output_uri.strip(),
+            request.sample_rate if request.HasField("sample_rate") else None,
+            request.format if request.HasField("format") else None,
+            request.channels if request.HasField("channels") else None,
+            request.trace_id or _trace_id(context),
+        )
+        return pb.StartRecordingResponse(success=True)
+
+    @unary
+    async def StopRecording(self, request: pb.StopRecordingRequest, context: Any) -> Any:
+        stored = await self.manager.stop_recording(request.server_rtp_port)
+        return pb.StopRecordingResponse(
+            success=True, recording_uri=stored.uri, duration_ms=stored.duration_ms
+        )
+
     @streaming
     async def RecordAudio(
         self, request: pb.RecordAudioRequest, context: Any

@@ -19,7 +19,8 @@ from sentiric_media.audio.prompts import PromptLibrary
 from sentiric_media.audio.uri import ControlCommand, parse_audio_uri
 from sentiric_media.config import Settings
 from sentiric_media.control.ports import PortPool
-from sentiric_media.errors import InvalidArgument, NotFound
+from sentiric_media.control.recordings import Recordings, StoredRecording
+from sentiric_media.errors import InvalidArgument, MediaError, NotFound
 from sentiric_media.events.bus import EventBus
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.live import LiveAudioStream
@@ -55,9 +56,11 @@ class SessionManager:
         clock: MediaClock,
         bus: EventBus,
         prompts: PromptLibrary,
+        recordings: Recordings,
         pool: PortPool | None = None,
     ) -> None:
         self.settings = settings
+        self.recordings = recordings
         self.clock = clock
         self.bus = bus
         self.prompts = prompts
@@ -75,6 +78,7 @@ class SessionManager:
 
     def start(self) -> None:
         self.clock.start()
+        self.recordings.start_background()
         self._watch_task = asyncio.get_running_loop().create_task(self._watch_inactivity())
 
     async def shutdown(self) -> None:
@@ -84,6 +88,7 @@ class SessionManager:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
+        await self.recordings.stop_background()
         await self.clock.stop()
 
     async def allocate(self, call_id: str, trace_id: str = "") -> int:
@@ -122,10 +127,22 @@ class SessionManager:
         return port
 
     async def release(self, port: int) -> bool:
-        """End the session on `port`; True if there was one (releasing twice is fine)."""
-        session = self.by_port.pop(port, None)
+        """End the session on `port`; True if there was one (releasing twice is fine).
+
+        A running recording is finished and stored first; if storing fails it stays
+        spooled for the background retry, and the session ends anyway.
+        """
+        session = self.by_port.get(port)
         if session is None:
             return False
+        if port in self.recordings.active:
+            try:
+                await self.recordings.stop(session)
+            except MediaError as exc:
+                session.log.warning("recording not stored at release (%s); retrying later", exc)
+        if self.by_port.get(port) is not session:
+            return False
+        del self.by_port[port]
         if self.by_call.get(session.call_id) is session:
             del self.by_call[session.call_id]
         session.close()
@@ -244,6 +261,21 @@ class SessionManager:
         if not stream.done:
             session.playout.stop(stream)
         self.tts_underruns += stream.underruns
+
+    async def start_recording(
+        self,
+        port: int,
+        output_uri: str,
+        sample_rate: int | None,
+        fmt: str | None,
+        channels: int | None,
+        trace_id: str,
+    ) -> None:
+        session = self.session(port)
+        await self.recordings.start(session, output_uri, sample_rate, fmt, channels, trace_id)
+
+    async def stop_recording(self, port: int) -> StoredRecording:
+        return await self.recordings.stop(self.session(port))
 
     # ---- inactivity ----------------------------------------------------------------
 

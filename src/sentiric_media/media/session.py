@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from sentiric_media.audio.timeline import BOT, CALLER, Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import (
@@ -82,6 +83,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self.live: LiveAudioStream | None = None
         self.last_packet_at: float | None = None
         self.timed_out = False
+        self.recorder: Timeline | None = None
 
         # Outbound.
         self.target: Address | None = None
@@ -175,22 +177,20 @@ class MediaSession(asyncio.DatagramProtocol):
         outgoing = self.playout.next_frame()
         if outgoing is None:
             self._talking = False
-        else:
-            self._send(outgoing, position)
+        elif self._send(outgoing, position) and self.recorder is not None:
+            self.recorder.write(BOT, position, outgoing)
+        if self.recorder is not None:
+            self.recorder.advance(position)
 
     def _receive(self) -> None:
         packets, self.pending = self.pending, []
-        jitter = self.jitter
+        jitter, recorder = self.jitter, self.recorder
         to_position = self._clock.seconds_to_samples
         for payload_type, sequence, timestamp, ssrc, marker, payload, arrival in packets:
             codec = STATIC_PAYLOAD_TYPES.get(payload_type)
             if codec is None:
-                reason = (
-                    "comfort_noise"
-                    if payload_type == COMFORT_NOISE_PAYLOAD_TYPE
-                    else ("unsupported_payload_type")
-                )
-                self.drops[reason] += 1
+                cn = payload_type == COMFORT_NOISE_PAYLOAD_TYPE
+                self.drops["comfort_noise" if cn else "unsupported_payload_type"] += 1
                 continue
             arrival_position = to_position(arrival, self.rate)
             stats = self.stats
@@ -202,8 +202,13 @@ class MediaSession(asyncio.DatagramProtocol):
                 continue
             position = self.placement.place(ssrc, timestamp, marker, arrival_position)
             self.last_packet_at = arrival
+            if jitter is None and recorder is None:
+                continue
+            pcm = codec.decode(payload)
+            if recorder is not None:
+                recorder.write(CALLER, position, pcm)
             if jitter is not None:
-                refused = jitter.write(position, codec.decode(payload))
+                refused = jitter.write(position, pcm)
                 if refused:
                     self.drops[refused] += 1
         if self.timed_out and self.last_packet_at is not None:
@@ -233,10 +238,10 @@ class MediaSession(asyncio.DatagramProtocol):
         if heard:
             self.playout.feed_echo(audio)
 
-    def _send(self, pcm: Any, position: int) -> None:
+    def _send(self, pcm: Any, position: int) -> bool:
         if self.target is None or self.transport is None:
             self.frames_unsent += 1
-            return
+            return False
         packet = build_rtp(
             self.codec.payload_type,
             self._sequence,
@@ -250,8 +255,13 @@ class MediaSession(asyncio.DatagramProtocol):
         self.transport.sendto(packet, self.target)
         self.packets_out += 1
         self.bytes_out += len(packet)
+        return True
 
     # ---- commands ------------------------------------------------------------
+
+    def position_now(self) -> int:
+        """The clock's current position in samples at the session rate."""
+        return self._clock.seconds_to_samples(time.monotonic(), self.rate)
 
     def set_target(self, target: Address, lock: bool = False) -> None:
         if lock:
