@@ -41,6 +41,12 @@ def decode_raw_pcm(payload: bytes, params: dict[str, str]) -> tuple[np.ndarray, 
 
 def decode_container(source: bytes | Path, label: str) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of a file or in-memory container to mono float32."""
+    channels, rate = decode_channels(source, label)
+    return (channels.mean(axis=1) if channels.shape[1] > 1 else channels[:, 0]), rate
+
+
+def decode_channels(source: bytes | Path, label: str) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream to float32 samples shaped (frames, channels)."""
     handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
         with av.open(handle, mode="r") as container:
@@ -51,7 +57,7 @@ def decode_container(source: bytes | Path, label: str) -> tuple[np.ndarray, int]
             rate = 0
             for frame in container.decode(stream):
                 rate = frame.sample_rate
-                pieces.append(_frame_to_mono(frame))
+                pieces.append(_frame_samples(frame))
     except InvalidArgument:
         raise
     except (av.FFmpegError, ValueError, EOFError) as exc:
@@ -69,7 +75,7 @@ def to_rate(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
     return np.minimum(np.maximum(scaled, -32768), 32767).astype(np.int16)
 
 
-def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+def _frame_samples(frame: av.AudioFrame) -> np.ndarray:
     data = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if not frame.format.is_planar:
@@ -82,7 +88,7 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
             raise InvalidArgument(f"unsupported sample format {frame.format.name}")
         offset = 128 if data.dtype == np.uint8 else 0
         samples = (data.astype(np.float32) - offset) * scale
-    return samples.mean(axis=0) if channels > 1 else samples[0]
+    return samples.T
 
 
 def _int_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -1,8 +1,11 @@
 """`sentiric-media demo`: a phone call against a running service, from one command.
 
-The demo allocates a port, talks (a bundled speech WAV sent as PCMU RTP, paced
-at 20 ms), has the service play a prompt to it at the same time, listens to its
-own voice through `RecordAudio`, releases the port and prints what happened.
+The demo allocates a port, starts a stereo recording, has the service play a
+prompt to it, talks over the prompt's end (a bundled speech WAV sent as PCMU
+RTP, paced at 20 ms), listens to its own voice through `RecordAudio`, stops the
+recording, releases the port and prints what happened. The recording lands
+under the service's recordings folder (`./recordings/demo/` by default), ready
+for `sentiric-media inspect`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sentiric_media.media.codecs import PCMU
 from sentiric_media.media.rtp import build_rtp, parse_rtp
 
 PROMPT_URI = "file://audio/demo/welcome.wav"
+OVERLAP_AFTER = 2.0  # seconds into the prompt when the phone starts talking
 
 
 @dataclass
@@ -118,13 +122,29 @@ async def run_demo(address: str, seconds: float) -> int:
         print(f"call {call_id}: service RTP port {port}, phone on {local}:{my_port}")
         totals = {"messages": 0, "bytes": 0, "media_type": ""}
         listener = asyncio.create_task(_listen(stub, port, totals))
+        recording_uri = f"file://demo/{call_id}.wav"
+        await stub.StartRecording(
+            pb.StartRecordingRequest(
+                server_rtp_port=port, output_uri=recording_uri, channels=2, call_id=call_id
+            ),
+            metadata=metadata,
+        )
         print("prompt:", await _play(stub, port, f"127.0.0.1:{my_port}", wav))
+        await asyncio.sleep(OVERLAP_AFTER)
         sent = await _talk(line, port, "127.0.0.1" if local == "127.0.0.1" else host, pcm, seconds)
         await _wait_quiet(line, quiet=0.5, limit=15)
+        stored = await stub.StopRecording(
+            pb.StopRecordingRequest(server_rtp_port=port), metadata=metadata
+        )
         await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port), metadata=metadata)
         await asyncio.wait_for(listener, 5)
     line.transport.close()
     _report(sent, line, totals)
+    print(
+        f"recording: {stored.recording_uri} ({stored.duration_ms} ms, stereo: caller left, "
+        f"bot right); see it with: sentiric-media inspect recordings/demo/{call_id}.wav --png "
+        f"{call_id}.png"
+    )
     return 0 if line.arrivals and totals["bytes"] else 1
 
 
