@@ -127,6 +127,12 @@ class MediaApp:
             port_bind_failures=manager.bind_failures,
             inactivity_timeouts=manager.inactivity_timeouts,
             prompt_cache_bytes=self.prompts.cached_bytes,
+            caller_reanchors=retired.reanchors + sum(s.placement.reanchors for s in sessions),
+            recordings_active=len(self.recordings.active),
+            recordings_spooled=self.recordings.spooled_waiting,
+            recordings_stored=self.recordings.stored,
+            recording_store_failures=self.recordings.failures,
+            events_waiting=self.publisher.waiting,
         )
 
 

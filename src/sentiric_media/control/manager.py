@@ -43,6 +43,7 @@ class RetiredTotals:
     packets_out: int = 0
     bytes_out: int = 0
     packets_lost: int = 0
+    reanchors: int = 0
     sessions: int = 0
     drops: Counter[str] | None = None
 
@@ -163,6 +164,7 @@ class SessionManager:
         totals.packets_out += session.packets_out
         totals.bytes_out += session.bytes_out
         totals.packets_lost += session.packets_lost
+        totals.reanchors += session.placement.reanchors
         totals.sessions += 1
         assert totals.drops is not None
         totals.drops.update(session.drops)

@@ -73,6 +73,7 @@ class Recordings:
         self._retry_task: asyncio.Task[None] | None = None
         self.stored = 0
         self.failures = 0
+        self.spooled_waiting = 0
 
     # ---- start / stop ----------------------------------------------------------------
 
@@ -245,6 +246,7 @@ class Recordings:
         while True:
             self._retry_wakeup.clear()
             waiting = [e for e in self.spool.entries() if e.meta.state == "stopped"]
+            self.spooled_waiting = len(waiting)
             failed = False
             for entry in waiting:
                 try:
@@ -254,6 +256,8 @@ class Recordings:
                 except Exception:
                     failed = True
                     log.exception("finishing spooled recording %s failed", entry.folder.name)
+            if not failed:
+                self.spooled_waiting = 0
             delay = min(delay * 2, self.settings.storage_retry_max_seconds) if failed else 1.0
             if failed:
                 await asyncio.sleep(delay)

@@ -58,6 +58,8 @@ def playback_finished(event: MediaEvent) -> dict[str, Any]:
 
 
 class Publisher(Protocol):
+    waiting: int
+
     def publish(self, routing_key: str, body: dict[str, Any]) -> bool: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -65,6 +67,8 @@ class Publisher(Protocol):
 
 class LogPublisher:
     """The embedded default: broker messages go to the log."""
+
+    waiting = 0
 
     def publish(self, routing_key: str, body: dict[str, Any]) -> bool:
         log.info("broker message %s %s", routing_key, json.dumps(body, ensure_ascii=False))
@@ -89,6 +93,10 @@ class RabbitPublisher:
         self.connected = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        return len(self.outbox)
 
     def publish(self, routing_key: str, body: dict[str, Any]) -> bool:
         if not self.outbox.put(routing_key, body):

@@ -48,6 +48,12 @@ class MetricsSnapshot:
     port_bind_failures: int = 0
     inactivity_timeouts: int = 0
     prompt_cache_bytes: int = 0
+    caller_reanchors: int = 0
+    recordings_active: int = 0
+    recordings_spooled: int = 0
+    recordings_stored: int = 0
+    recording_store_failures: int = 0
+    events_waiting: int = 0
 
 
 class MediaCollector(Collector):
@@ -81,6 +87,17 @@ class MediaCollector(Collector):
             ("tts_stream_underruns", s.tts_underruns, "StreamAudioToCall buffer underruns."),
             ("rtp_port_bind_failures", s.port_bind_failures, "Ports that failed to bind."),
             ("rtp_inactivity_timeouts", s.inactivity_timeouts, "Sessions silent too long."),
+            (
+                "caller_reanchors",
+                s.caller_reanchors,
+                "Caller timing re-anchored (SSRC, jump, drift).",
+            ),
+            ("recordings_stored", s.recordings_stored, "Recordings stored at their target."),
+            (
+                "recording_store_failures",
+                s.recording_store_failures,
+                "Attempts to store a recording that failed (it stays spooled).",
+            ),
         ):
             yield CounterMetricFamily(f"sentiric_media_{name}", text, value=value)
         drops = CounterMetricFamily(
