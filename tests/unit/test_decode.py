@@ -167,11 +167,6 @@ def test_raw_pcm_at_the_session_rate_keeps_its_samples() -> None:
     assert np.abs(samples.astype(np.int32) - pcm).max() <= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: decode.py scales by 1/32768 when decoding but by 32767 in to_rate, so PCM "
-    "at the session rate is not passed through bit-exact (values above 16384 lose 1 LSB)",
-)
 def test_raw_pcm_at_the_session_rate_is_bit_exact() -> None:
     pcm = np.arange(-32768, 32768, 3).astype("<i2")
     samples = decode_prompt(data_source(pcm.tobytes(), "audio/pcm", rate="16000"), 16000)
@@ -243,7 +238,7 @@ def test_missing_file_is_invalid_argument(tmp_path: Path) -> None:
 
 def test_to_rate_saturates_instead_of_wrapping() -> None:
     samples = to_rate(np.array([1.5, -1.5, 1.0, -1.0, 0.0], dtype=np.float32), 8000, 8000)
-    assert samples.tolist() == [32767, -32768, 32767, -32767, 0]
+    assert samples.tolist() == [32767, -32768, 32767, -32768, 0]
 
 
 def test_to_rate_of_nothing() -> None:

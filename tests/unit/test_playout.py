@@ -164,11 +164,6 @@ def test_stop_the_playing_item_lets_the_next_one_start(playout: Playout, events:
     assert started == ["a", "b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Playout.stop(item) returns len(victims) (1) even when the item is no longer "
-    "queued and nothing was cancelled",
-)
 def test_stop_of_an_item_that_already_finished_counts_nothing(
     playout: Playout, events: Events
 ) -> None:

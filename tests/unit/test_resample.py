@@ -77,11 +77,6 @@ def test_frame_resampler_keeps_its_delay_constant(in_rate: int, out_rate: int) -
     assert np.abs(tail_20 - tail_60).max() <= 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: FrameResampler counts an underflow on the 2nd frame when upsampling, because "
-    "soxr's output still trails after the first (priming) call; no audio was missing",
-)
 @pytest.mark.parametrize(("in_rate", "out_rate"), [(8000, 16000), (8000, 48000)])
 def test_steady_upsampling_reports_no_underflow(in_rate: int, out_rate: int) -> None:
     resampler = FrameResampler(in_rate, out_rate)
@@ -99,11 +94,6 @@ def test_steady_downsampling_reports_no_underflow(in_rate: int, out_rate: int) -
     assert resampler.underflows == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: resample._stream makes soxr produce int16 directly, and libsoxr dithers "
-    "integer output: digital silence comes out as ±1 LSB noise (frames, TTS, live audio)",
-)
 @pytest.mark.parametrize("resampler_class", [FrameResampler, ChunkResampler])
 def test_digital_silence_stays_silent(
     resampler_class: type[FrameResampler] | type[ChunkResampler],

@@ -71,7 +71,7 @@ def to_rate(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
     """Resample float mono audio once (soxr VHQ) and convert to int16 with saturation."""
     if source_rate != rate and len(mono):
         mono = soxr.resample(mono, source_rate, rate, quality="VHQ")
-    scaled = np.rint(mono * 32767.0)
+    scaled = np.rint(mono * 32768.0)
     return np.minimum(np.maximum(scaled, -32768), 32767).astype(np.int16)
 
 

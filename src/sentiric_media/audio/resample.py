@@ -12,11 +12,20 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+from sentiric_media.audio.pcm import INT16_MAX, INT16_MIN
+
 
 def _stream(in_rate: int, out_rate: int) -> soxr.ResampleStream:
     # HQ with variable-rate mode yields output on every call; the default mode
-    # holds it back for several frames and then bursts.
-    return soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality="HQ", vr=True)
+    # holds it back for several frames and then bursts. Float, not int16: soxr
+    # dithers int16 output, which would turn digital silence into noise.
+    return soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ", vr=True)
+
+
+def _resample(stream: soxr.ResampleStream, samples: np.ndarray, last: bool = False) -> np.ndarray:
+    out = stream.resample_chunk(samples.astype(np.float32) * (1 / 32768), last=last)
+    scaled = np.rint(out * 32768)
+    return np.minimum(np.maximum(scaled, INT16_MIN), INT16_MAX).astype(np.int16)
 
 
 class FrameResampler:
@@ -27,21 +36,22 @@ class FrameResampler:
         self.out_rate = out_rate
         self._stream = _stream(in_rate, out_rate) if in_rate != out_rate else None
         self._pending = np.zeros(0, dtype=np.int16)
-        self._primed = False
+        self._started = False
         self.underflows = 0
 
     def process(self, block: np.ndarray) -> np.ndarray:
         if self._stream is None:
             return block
         wanted = len(block) * self.out_rate // self.in_rate
-        produced = self._stream.resample_chunk(block)
+        produced = _resample(self._stream, block)
         pending = np.concatenate((self._pending, produced)) if len(self._pending) else produced
         if len(pending) < wanted:
-            if self._primed:
+            if self._started:
                 self.underflows += 1
-            # The filter's delay, paid once as leading silence; later calls keep pace.
+            # Before the first output this is the filter's delay, paid once as
+            # leading silence; afterwards the filter keeps pace.
             pending = np.concatenate((np.zeros(wanted - len(pending), np.int16), pending))
-        self._primed = True
+        self._started = self._started or len(produced) > 0
         self._pending = pending[wanted:]
         return pending[:wanted]
 
@@ -55,4 +65,4 @@ class ChunkResampler:
     def process(self, chunk: np.ndarray, last: bool = False) -> np.ndarray:
         if self._stream is None:
             return chunk
-        return self._stream.resample_chunk(chunk, last=last)
+        return _resample(self._stream, chunk, last=last)

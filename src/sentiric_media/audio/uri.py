@@ -109,15 +109,16 @@ def _parse_data(rest: str, max_data_bytes: int) -> DataAudio:
         if eq:
             params[key.strip().lower()] = value.strip()
     prefix = f"data:{_short(header, 60)}"
+    text = "".join(unquote(payload_text).split())
     # Base64 is 4 characters per 3 bytes: check the size before decoding anything.
-    approx_bytes = len(payload_text) * 3 // 4
-    if approx_bytes > max_data_bytes:
+    size = len(text) * 3 // 4 - (len(text) - len(text.rstrip("=")))
+    if size > max_data_bytes:
         raise InvalidArgument(
-            f"data URI of {approx_bytes} bytes is over the limit of {max_data_bytes} bytes "
+            f"data URI of {size} bytes is over the limit of {max_data_bytes} bytes "
             "(MEDIA_SERVICE_MAX_DATA_URI_BYTES)"
         )
     try:
-        payload = base64.b64decode(unquote(payload_text.strip()), validate=False)
+        payload = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidArgument(f"{prefix}: invalid base64 payload ({exc})") from None
     if not payload:

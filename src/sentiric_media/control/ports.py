@@ -44,7 +44,13 @@ class PortPool:
         return port
 
     def release(self, port: int) -> None:
-        """Put a port (in use, or one that failed to bind) into quarantine."""
+        """Put a port handed out by `acquire` (in use, or failed to bind) into quarantine.
+
+        Releasing a port that is not out (twice, or never acquired) does nothing, so
+        a port can never be in the pool twice.
+        """
+        if port not in self._in_use:
+            return
         self._in_use.discard(port)
         heapq.heappush(self._quarantine, (self._clock() + self.quarantine_seconds, port))
 

@@ -188,9 +188,8 @@ class Playout:
     def stop(self, item: PlayoutItem | None = None) -> int:
         """Cancel `item`, or everything queued (the playing item included)."""
         victims = [item] if item is not None else list(self._items)
+        victims = [victim for victim in victims if victim in self._items]
         for victim in victims:
-            if victim not in self._items:
-                continue
             if victim is self._items[0]:
                 self._started = False
             self._items.remove(victim)
