@@ -231,7 +231,7 @@ def test_data_uri_needs_a_comma(assets: Path) -> None:
 
 @pytest.mark.parametrize("payload", ["", "====", "  "])
 def test_empty_data_uri_payload_is_invalid(payload: str, assets: Path) -> None:
-    with pytest.raises(InvalidArgument, match="empty payload|invalid base64"):
+    with pytest.raises(InvalidArgument, match=r"empty payload|invalid base64"):
         parse("data:audio/wav;base64," + payload, assets)
 
 
