@@ -1,0 +1,212 @@
+"""The gRPC side of the load: call set-up, RecordAudio readers and tear-down.
+
+Runs in its own process (asyncio on uvloop, one gRPC channel), so the readers'
+per-message cost never delays the RTP loop's sends. It first plays the prompt
+once on a throw-away session (the service decodes and caches it, so the idle
+baseline measured afterwards already holds the prompt), then ramps the calls
+up on schedule: AllocatePort, PlayAudio (file://, target = the generator's
+socket for that call), optionally RecordAudio, and only then publishes the
+port to the RTP process. At the end of the window it releases every port; the
+service then ends each RecordAudio stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import grpc
+import uvloop
+
+from bench.plan import Plan, SharedInt, SharedInts
+from bench.rtp_load import pin_to
+from sentiric_media.api.v1 import media_pb2 as pb
+from sentiric_media.api.v1 import media_pb2_grpc as pb_grpc
+
+RELEASE_CONCURRENCY = 64
+
+
+@dataclass
+class ControlStats:
+    """What the control process saw; sent to the orchestrator as a dict."""
+
+    calls_set_up: int = 0
+    ramp_started_at: float = 0.0
+    ramp_done_at: float = 0.0
+    setup_ms: list[float] = field(default_factory=list)
+    released: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    first_errors: list[str] = field(default_factory=list)
+    record_streams: int = 0
+    record_streams_ended_ok: int = 0
+    record_messages: int = 0
+    record_bytes: int = 0
+    record_window_messages: int = 0
+    record_window_bytes: int = 0
+    record_bad_media_type: int = 0
+
+    def error(self, where: str, exc: BaseException) -> None:
+        code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
+        self.errors[f"{where}:{code}"] += 1
+        if len(self.first_errors) < 5:
+            detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+            self.first_errors.append(f"{where}: {code}: {detail}")
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        setup = sorted(self.setup_ms)
+        data["setup_ms"] = {
+            "p50": setup[len(setup) // 2] if setup else None,
+            "max": setup[-1] if setup else None,
+        }
+        data["errors"] = dict(self.errors)
+        return data
+
+
+async def _sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class Control:
+    def __init__(self, plan: Plan, stub: pb_grpc.MediaServiceStub) -> None:
+        self.plan = plan
+        self.stub = stub
+        self.stats = ControlStats()
+        self.media_type = f"audio/L16;rate={plan.record_rate}"
+
+    async def warm_up(self) -> None:
+        """Load the prompt into the service's cache with one short-lived session."""
+        plan, stub = self.plan, self.stub
+        reply = await stub.AllocatePort(pb.AllocatePortRequest(call_id=f"{plan.run_id}-warmup"))
+        try:
+            await stub.PlayAudio(
+                pb.PlayAudioRequest(
+                    audio_uri=plan.prompt_uri,
+                    server_rtp_port=reply.rtp_port,
+                    rtp_target_addr=plan.targets[0],
+                )
+            )
+        finally:
+            await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=reply.rtp_port))
+
+    async def set_up(self, index: int, ports: SharedInts, ready: SharedInt) -> int:
+        """One call: allocate, publish the port, play the prompt; its port, or 0 on error.
+
+        The RTP process learns the port before PlayAudio, so the first prompt packet
+        already finds its call (and the caller's RTP starts at the same moment).
+        """
+        plan, stub = self.plan, self.stub
+        began = time.monotonic()
+        try:
+            reply = await stub.AllocatePort(
+                pb.AllocatePortRequest(call_id=f"{plan.run_id}-{index}"),
+                metadata=(("x-trace-id", f"{plan.run_id}-{index}"),),
+            )
+        except grpc.aio.AioRpcError as exc:
+            self.stats.error("AllocatePort", exc)
+            ready.value = index + 1  # port 0: the RTP process skips this call
+            return 0
+        port = reply.rtp_port
+        ports[index] = port
+        ready.value = index + 1
+        try:
+            await stub.PlayAudio(
+                pb.PlayAudioRequest(
+                    audio_uri=plan.prompt_uri,
+                    server_rtp_port=port,
+                    rtp_target_addr=plan.target_of(index),
+                )
+            )
+        except grpc.aio.AioRpcError as exc:
+            self.stats.error("PlayAudio", exc)
+        self.stats.setup_ms.append((time.monotonic() - began) * 1000)
+        self.stats.calls_set_up += 1
+        return port
+
+    async def read_live(self, port: int) -> None:
+        """Consume one RecordAudio stream, counting messages and audio bytes."""
+        plan, stats = self.plan, self.stats
+        start, end = plan.t_window_start, plan.t_window_end
+        request = pb.RecordAudioRequest(
+            server_rtp_port=port, target_sample_rate=plan.record_rate, frame_ms=plan.frame_ms
+        )
+        stats.record_streams += 1
+        monotonic = time.monotonic
+        try:
+            async for message in self.stub.RecordAudio(request):
+                size = len(message.audio_data)
+                stats.record_messages += 1
+                stats.record_bytes += size
+                if start <= monotonic() < end:
+                    stats.record_window_messages += 1
+                    stats.record_window_bytes += size
+                if message.media_type != self.media_type:
+                    stats.record_bad_media_type += 1
+            stats.record_streams_ended_ok += 1
+        except grpc.aio.AioRpcError as exc:
+            stats.error("RecordAudio", exc)
+
+    async def release(self, port: int, limit: asyncio.Semaphore) -> None:
+        async with limit:
+            try:
+                await self.stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port))
+                self.stats.released += 1
+            except grpc.aio.AioRpcError as exc:
+                self.stats.error("ReleasePort", exc)
+
+    async def run(self, ports: SharedInts, ready: SharedInt, events: Connection) -> None:
+        plan = self.plan
+        await self.warm_up()
+        events.send(("warm", time.monotonic()))
+        readers: list[asyncio.Task[None]] = []
+        allocated: list[int] = []
+        await _sleep_until(plan.t_ramp)
+        self.stats.ramp_started_at = time.monotonic()
+        for index in range(plan.calls):
+            await _sleep_until(plan.call_start(index))
+            port = await self.set_up(index, ports, ready)
+            if port and plan.record_audio:
+                readers.append(asyncio.create_task(self.read_live(port)))
+            if port:
+                allocated.append(port)
+        self.stats.ramp_done_at = time.monotonic()
+        await _sleep_until(plan.t_window_end)
+        limit = asyncio.Semaphore(RELEASE_CONCURRENCY)
+        await asyncio.gather(*(self.release(port, limit) for port in allocated))
+        if readers:
+            _done, pending = await asyncio.wait(readers, timeout=15)
+            for task in pending:
+                task.cancel()
+                self.stats.errors["RecordAudio:not_ended_after_release"] += 1
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _main(plan: Plan, ports: SharedInts, ready: SharedInt, events: Connection) -> None:
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    async with grpc.aio.insecure_channel(plan.grpc_address, options=options) as channel:
+        await asyncio.wait_for(channel.channel_ready(), timeout=15)
+        control = Control(plan, pb_grpc.MediaServiceStub(channel))
+        try:
+            await control.run(ports, ready, events)
+        except Exception as exc:
+            control.stats.error("control", exc)
+            ready.value = plan.calls  # let the RTP loop go on with what exists
+        events.send(("done", control.stats.as_dict()))
+
+
+def run_control_process(
+    plan: Plan, ports: SharedInts, ready: SharedInt, events: Connection
+) -> None:
+    """Entry point of the control process (niced: the RTP loop's deadlines come first)."""
+    pin_to(plan.generator_cpu)
+    os.nice(5)
+    uvloop.run(_main(plan, ports, ready, events))
