@@ -220,6 +220,10 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
             name: we["generator_cpu"][name] - ws["generator_cpu"][name]
             for name in ws["generator_cpu"]
         },
+        "runqueue_wait_s": {
+            name: we["runqueue_wait"][name] - ws["runqueue_wait"][name]
+            for name in ws["runqueue_wait"]
+        },
         "cpu_busy": {
             cpu: 1 - (we["cpu_idle"][cpu] - ws["cpu_idle"][cpu]) / (we["t"] - ws["t"])
             for cpu in ws["cpu_idle"]

@@ -165,6 +165,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "live": live,
         "generator_cpu_pct": {k: round(v * 100, 1) for k, v in gen.items()},
         "cpu_busy": {k: round(v, 3) for k, v in raw["cpu_busy"].items()},
+        # share of the window each main thread was runnable but not running
+        "runqueue_wait": {k: round(v / window_s, 4) for k, v in raw["runqueue_wait_s"].items()},
         "kernel_udp_drops": raw["udp_drops"],
         "control": {k: ctl[k] for k in ("calls_set_up", "released", "errors", "first_errors")},
         "setup_ms": ctl["setup_ms"],
@@ -223,6 +225,9 @@ def verdict(r: dict[str, Any], raw: dict[str, Any]) -> tuple[list[str], list[str
             f"service core {svc_core:.0%} busy, service itself {r['service_cpu_pct']}%: "
             "other processes share its core"
         )
+    waited = r["runqueue_wait"].get("service", 0.0)
+    if waited > 0.02:
+        warnings.append(f"service loop waited for its CPU {waited:.1%} of the window")
     if r["kernel_udp_drops"]:
         warnings.append(f"kernel UDP drops (system-wide): {r['kernel_udp_drops']}")
     return failures, warnings
@@ -304,9 +309,10 @@ def describe(r: dict[str, Any]) -> str:
         )
     gen = ", ".join(f"{k} {v} %" for k, v in r["generator_cpu_pct"].items())
     shares = ", ".join(f"{k} {v:.0%}" for k, v in r["cpu_busy"].items())
+    waits = ", ".join(f"{k} {v:.1%}" for k, v in r["runqueue_wait"].items())
     lines.append(
         f"  generator CPU: {gen}; send lateness p99 {late.get('p99_us', 0) / 1000:.2f} ms; "
-        f"cores busy: {shares}"
+        f"cores busy: {shares}; runnable but waiting: {waits}"
     )
     lines.append(f"  set-up p50 {r['setup_ms']['p50'] or 0:.1f} ms; ramp {r['ramp_s_actual']} s")
     log = r["service_log"]

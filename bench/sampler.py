@@ -19,6 +19,7 @@ from bench.service import (
     cpu_idle_seconds,
     process_cpu_seconds,
     process_memory_kb,
+    runqueue_wait_seconds,
 )
 
 
@@ -44,6 +45,10 @@ class Sampler:
             "memory": process_memory_kb(self.service.pid),
             "generator_cpu": {n: process_cpu_seconds(p) for n, p in self.pids.items()},
             "cpu_idle": cpu_idle_seconds(),
+            "runqueue_wait": {
+                "service": runqueue_wait_seconds(self.service.pid),
+                **{n: runqueue_wait_seconds(p) for n, p in self.pids.items()},
+            },
         }
         if metrics:
             sample["metrics"] = self.service.scrape()
