@@ -71,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     search.add_argument("--step", type=int, default=100)
     search.add_argument("--max-calls", type=int, default=2000)
     search.add_argument("--resolution", type=int, default=25)
+    search.add_argument(
+        "--retries", type=int, default=2, help="repeat a failed step this often if disturbed"
+    )
     args = parser.parse_args(argv)
     if not args.search and not args.calls:
         parser.error("give --calls N or --search")
@@ -273,14 +276,19 @@ def search(args: argparse.Namespace) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
 
     def attempt(calls: int) -> bool:
-        try:
-            result = run_once(args, calls)
-        except RuntimeError as exc:  # the service died or stopped answering: a failure
-            print(f"calls {calls}: run failed: {exc}", flush=True)
-            return False
-        results.append(result)
-        print(report.describe(result), flush=True)
-        time.sleep(3)
+        for trial in range(args.retries + 1):
+            try:
+                result = run_once(args, calls)
+            except RuntimeError as exc:  # the service died or stopped answering: a failure
+                print(f"calls {calls}: run failed: {exc}", flush=True)
+                return False
+            results.append(result)
+            print(report.describe(result), flush=True)
+            time.sleep(3)
+            if result["passed"] or not result["disturbed"]:
+                break
+            if trial < args.retries:
+                print(f"calls {calls}: failed while disturbed from outside; again", flush=True)
         return bool(result["passed"])
 
     passed, failed = 0, None

@@ -178,14 +178,17 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
             for k in ("send_errors", "duplicates", "reordered", "unknown_source", "calls_activated")
         },
     }
-    result["failures"], result["warnings"] = verdict(result, raw)
+    result["failures"], result["warnings"], noise = verdict(result, raw)
     result["passed"] = not result["failures"]
+    # Something other than the service took CPU from it or from the generator.
+    result["disturbed"] = bool(noise)
     return result
 
 
-def verdict(r: dict[str, Any], raw: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Why the run fails the target (p99 ≤ 2 ms, no loss, no error), and doubts about it."""
-    failures, warnings = [], []
+def verdict(r: dict[str, Any], raw: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """Why the run fails the target (p99 ≤ 2 ms, no loss, no error), doubts about it, and
+    which of the doubts are disturbance from outside the service (`noise`)."""
+    failures, warnings, noise = [], [], []
     p = r["pacing"]
     if not p.get("ticks") or p["share_within_2ms"] < 0.99:
         failures.append(f"pacing p99 {p.get('p99_ms', float('nan')):.2f} ms > 2 ms")
@@ -216,21 +219,25 @@ def verdict(r: dict[str, Any], raw: dict[str, Any]) -> tuple[list[str], list[str
     busy = r["cpu_busy"].get(f"cpu{raw['generator_cpu']}", 0.0)
     if busy > GENERATOR_BUSY_LIMIT:
         warnings.append(f"generator core {busy:.0%} busy: the generator may be the limit")
+        noise.append(warnings[-1])
     late = r["generator_send_lateness"].get("p99_us", 0.0)
     if late > 2000:
         warnings.append(f"generator sends late (p99 {late / 1000:.1f} ms)")
+        noise.append(warnings[-1])
     svc_core = r["cpu_busy"].get(f"cpu{raw['service_cpu']}", 0.0)
     if svc_core - r["service_cpu_pct"] / 100 > 0.10:
         warnings.append(
             f"service core {svc_core:.0%} busy, service itself {r['service_cpu_pct']}%: "
             "other processes share its core"
         )
+        noise.append(warnings[-1])
     waited = r["runqueue_wait"].get("service", 0.0)
     if waited > 0.02:
         warnings.append(f"service loop waited for its CPU {waited:.1%} of the window")
+        noise.append(warnings[-1])
     if r["kernel_udp_drops"]:
         warnings.append(f"kernel UDP drops (system-wide): {r['kernel_udp_drops']}")
-    return failures, warnings
+    return failures, warnings, noise
 
 
 def write_jsonl(result: dict[str, Any], directory: Path) -> Path:
