@@ -134,11 +134,6 @@ async def test_trace_id_goes_into_the_log_lines_of_the_call(service, stub, peer,
     assert not untraced
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the LogPublisher line 'broker message call.media.playback.finished ...' "
-    "is logged without trace_id/call_id/port record fields (only inside the JSON text)",
-)
 async def test_broker_log_line_carries_the_trace_id(service, stub, peer, caplog):
     await _traced_call(stub, peer, caplog)
     broker = [r for r in caplog.records if r.getMessage().startswith("broker message")]

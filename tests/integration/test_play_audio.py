@@ -354,11 +354,6 @@ async def test_answers_in_the_callers_g711_law(stub, peer):
     assert score > 0.9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an IPv6 rtp_target_addr on an IPv4 RTP socket is accepted; every tick "
-    "then raises in sendto (clock.member_errors +50/s, a traceback logged per frame)",
-)
 async def test_target_of_the_wrong_address_family_is_refused(service, stub):
     port = await allocate(stub, "play-ipv6")
     target = "[::1]:5000"

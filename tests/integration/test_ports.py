@@ -208,12 +208,6 @@ class _AsyncioWithSlowEndpoints(types.ModuleType):
         return _SlowEndpointLoop(asyncio.get_running_loop())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SessionManager.allocate checks by_call before awaiting "
-    "create_datagram_endpoint and registers after it: concurrent AllocatePort calls "
-    "for one call_id get different ports and leak sessions",
-)
 async def test_concurrent_allocations_for_one_call_share_a_port(service, stub, monkeypatch):
     # A signaling service retrying AllocatePort on a timeout must not get a second port.
     monkeypatch.setattr(manager_module, "asyncio", _AsyncioWithSlowEndpoints("asyncio"))

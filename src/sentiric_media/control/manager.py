@@ -26,7 +26,7 @@ from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.live import LiveAudioStream
 from sentiric_media.media.playout import Prompt, TtsStream
 from sentiric_media.media.session import MediaSession
-from sentiric_media.media.transport import bind_udp, format_address, parse_host_port
+from sentiric_media.media.transport import bind_udp, format_address
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,16 @@ class SessionManager:
             bus=self.bus,
             jitter_ms=self.settings.jitter_buffer_ms,
         )
-        transport, _ = await loop.create_datagram_endpoint(lambda: session, sock=sock)
-        session.start(transport)
+        # Registered before the first await, so a concurrent AllocatePort of the
+        # same call finds this session instead of creating a second one.
         self.by_port[port] = session
         self.by_call[call_id] = session
-        session.log.info("session started")
+        transport, _ = await loop.create_datagram_endpoint(lambda: session, sock=sock)
+        if session.closed:  # released while the socket was being set up
+            transport.close()
+        else:
+            session.start(transport)
+            session.log.info("session started")
         return port
 
     async def release(self, port: int) -> bool:
@@ -190,7 +195,7 @@ class SessionManager:
     ) -> str:
         """Queue a prompt (or run a control command); returns a short human message."""
         session = self.session(port)
-        target = parse_host_port(target_text) if target_text.strip() else None
+        target = session.target_address(target_text) if target_text.strip() else None
         source = parse_audio_uri(
             audio_uri, self.settings.assets_base_path, self.settings.max_data_uri_bytes
         )

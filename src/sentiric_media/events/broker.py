@@ -71,7 +71,12 @@ class LogPublisher:
     waiting = 0
 
     def publish(self, routing_key: str, body: dict[str, Any]) -> bool:
-        log.info("broker message %s %s", routing_key, json.dumps(body, ensure_ascii=False))
+        log.info(
+            "broker message %s %s",
+            routing_key,
+            json.dumps(body, ensure_ascii=False),
+            extra={"trace_id": body.get("traceId", ""), "call_id": body.get("callId", "")},
+        )
         return True
 
     async def start(self) -> None:

@@ -27,7 +27,9 @@ class MalformedPacket(ValueError):
 
 def is_rtcp(datagram: bytes) -> bool:
     """RFC 5761 demultiplexing: RTCP packet types 192-223 read as RTP PT 64-95."""
-    return len(datagram) >= 2 and 64 <= (datagram[1] & 0x7F) <= 95
+    return (
+        len(datagram) >= 2 and datagram[0] >> 6 == RTP_VERSION and 64 <= (datagram[1] & 0x7F) <= 95
+    )
 
 
 def parse_rtp(datagram: bytes) -> tuple[int, int, int, int, bool, bytes]:

@@ -34,7 +34,7 @@ from sentiric_media.media.placement import CallerPlacement
 from sentiric_media.media.playout import Playout, PlayoutItem
 from sentiric_media.media.rtp import MalformedPacket, build_rtp, is_rtcp, parse_rtp
 from sentiric_media.media.rtpstats import DUPLICATE, ReceiveStats
-from sentiric_media.media.transport import Address, format_address
+from sentiric_media.media.transport import Address, format_address, parse_host_port, reachable
 
 FRAME_MS = 20
 # A flood beyond this many packets between two ticks (20 ms) is dropped, not queued.
@@ -252,12 +252,23 @@ class MediaSession(asyncio.DatagramProtocol):
         )
         self._sequence = (self._sequence + 1) & 0xFFFF
         self._talking = True
-        self.transport.sendto(packet, self.target)
+        try:
+            self.transport.sendto(packet, self.target)
+        except (OSError, ValueError):
+            self.drops["send_error"] += 1
+            return False
         self.packets_out += 1
         self.bytes_out += len(packet)
         return True
 
     # ---- commands ------------------------------------------------------------
+
+    def target_address(self, text: str) -> Address:
+        """Parse `host:port` into an address this session's socket can send to."""
+        address = parse_host_port(text)
+        if self.transport is None:
+            return address
+        return reachable(self.transport.get_extra_info("socket").family, address, text)
 
     def position_now(self) -> int:
         """The clock's current position in samples at the session rate."""

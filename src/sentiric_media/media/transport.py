@@ -44,6 +44,22 @@ def parse_host_port(text: str, field: str = "rtp_target_addr") -> Address:
     return str(address), int(port_text)
 
 
+def reachable(family: int, address: Address, text: str) -> Address:
+    """`address` in the form a socket of `family` sends to, or InvalidArgument.
+
+    An IPv6 socket reaches IPv4 peers through IPv4-mapped addresses; an IPv4
+    socket cannot reach IPv6 peers at all.
+    """
+    is_v6 = ":" in address[0]
+    if family == socket.AF_INET and is_v6:
+        raise InvalidArgument(
+            f"rtp_target_addr {text!r} is IPv6 but RTP listens on IPv4 (RTP_SERVICE_LISTEN_ADDRESS)"
+        )
+    if family == socket.AF_INET6 and not is_v6:
+        return f"::ffff:{address[0]}", address[1]
+    return address
+
+
 def looks_like_host_port(text: str) -> bool:
     try:
         parse_host_port(text)
