@@ -178,7 +178,7 @@ class Control:
             if port:
                 allocated.append(port)
         self.stats.ramp_done_at = time.monotonic()
-        await _sleep_until(plan.t_window_end)
+        await _sleep_until(plan.t_release)
         limit = asyncio.Semaphore(RELEASE_CONCURRENCY)
         await asyncio.gather(*(self.release(port, limit) for port in allocated))
         if readers:

@@ -4,13 +4,17 @@ All moments are `time.monotonic()` values (CLOCK_MONOTONIC is system-wide on
 Linux, so they mean the same instant in every process of the run):
 
     t_ramp ── ramp_s ──► ramp done ── settle ──► t_window_start ── duration ──► t_window_end
-    calls i = 0..N-1 start at t_ramp + i·ramp_s/N        sends stop, ports released after
+    calls i = 0..N-1 start at t_ramp + i·ramp_s/N        caller sends stop; ports are
+                                                         released RELEASE_DELAY_S later, so a
+                                                         lagging service still reads them all
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+
+RELEASE_DELAY_S = 1.0
 
 
 class SharedInt(Protocol):
@@ -47,6 +51,10 @@ class Plan:
     @property
     def window_s(self) -> float:
         return self.t_window_end - self.t_window_start
+
+    @property
+    def t_release(self) -> float:
+        return self.t_window_end + RELEASE_DELAY_S
 
     def call_start(self, index: int) -> float:
         return self.t_ramp + index * self.ramp_s / max(1, self.calls)
