@@ -191,6 +191,8 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
             raise RuntimeError(f"RTP process failed: {rtp_stats['error']}")
         final_metrics = service.scrape()
         profile_note = _finish_profiler(profiler)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc} (service log: {service.log_path})") from None
     finally:
         exit_code = service.stop()
         for child in children:
