@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import wave
 from dataclasses import dataclass, field
@@ -84,10 +85,8 @@ class UdpPeer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         now = time.monotonic()
         self.raw.append((now, data))
-        try:
+        with contextlib.suppress(ValueError):
             self.packets.append(Received(now, *parse_rtp(data)))
-        except ValueError:
-            pass
 
     def send(self, data: bytes, port: int) -> None:
         assert self.transport is not None

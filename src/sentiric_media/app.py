@@ -82,9 +82,18 @@ class MediaApp:
         )
 
     async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking RPCs, end every session (storing recordings), then finish the rest.
+
+        Sessions end while the gRPC server is in its grace period, because open
+        streams (`RecordAudio`, `StreamAudioToCall`) only finish when their
+        session does.
+        """
+        stopping = None
         if self.grpc_server is not None:
-            await self.grpc_server.stop(grace)
+            stopping = asyncio.ensure_future(self.grpc_server.stop(grace))
         await self.manager.shutdown()
+        if stopping is not None:
+            await stopping
         await self.publisher.stop()
         await self.store.close()
         if self.http_server is not None:

@@ -233,12 +233,6 @@ async def test_sigterm_while_recording_stores_it_before_a_clean_exit(
     assert message.body["traceId"] == "trace-term"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: audio older than the configured window stays in memory up to one more "
-    "second (control/recordings.py: Timeline(..., flush_block=session.rate)), so a crash "
-    "loses up to window + 1 s, not the window",
-)
 async def test_only_the_configured_window_is_at_risk_in_a_crash(
     make_service, peer: UdpPeer, spool_entries
 ) -> None:

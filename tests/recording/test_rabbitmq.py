@@ -330,12 +330,6 @@ def fill_outbox(tmp_path: Path, count: int) -> None:
         assert outbox.put("test.filler", {"n": n})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a full event outbox (broker unreachable) fails StopRecording with "
-    "FAILED_PRECONDITION (control/recordings.py _finalize); CONTRACT.md maps "
-    "'broker temporarily unreachable' to UNAVAILABLE",
-)
 async def test_full_outbox_while_the_broker_is_down_is_unavailable(
     make_service: ServiceFactory, peer: UdpPeer, tmp_path: Path
 ) -> None:

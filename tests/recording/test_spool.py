@@ -249,12 +249,6 @@ async def test_stopped_entry_whose_store_failed_is_retried_in_the_background(
     assert spool.entries() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a spool entry without audio.s16 (killed between meta.json and the audio "
-    "file) is never finished: encode_recording raises FileNotFoundError, which "
-    "Recordings._retry_forever logs and retries forever",
-)
 async def test_recording_killed_before_any_audio_is_finished_as_an_empty_file(
     tmp_path: Path,
 ) -> None:

@@ -69,13 +69,6 @@ async def test_target_folder_that_is_a_file_is_unavailable(
     assert target.uri in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: write_file_atomically (storage/store.py) names its temporary "
-    "'.<name>.<pid>.partial', the same for every write in the process: two stores to one "
-    "target at once write into the same temporary; one fails with UNAVAILABLE "
-    "'No such file or directory' and the other leaves a file mixing both sources",
-)
 async def test_concurrent_puts_to_one_target_each_leave_a_complete_file(
     store: RecordingStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,13 @@ from pathlib import Path
 from sentiric_media.audio.encode import FORMATS, RATES, encode_recording
 from sentiric_media.audio.timeline import Timeline
 from sentiric_media.config import Settings
-from sentiric_media.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MediaError
+from sentiric_media.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    MediaError,
+    Unavailable,
+)
 from sentiric_media.events.broker import (
     RECORDING_AVAILABLE,
     Publisher,
@@ -33,7 +40,7 @@ from sentiric_media.events.bus import EventBus, MediaEvent
 from sentiric_media.media.session import MediaSession
 from sentiric_media.storage.spool import Spool, SpoolEntry
 from sentiric_media.storage.store import RecordingStore
-from sentiric_media.storage.targets import S3Target, Target, parse_target
+from sentiric_media.storage.targets import FileTarget, S3Target, Target, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +111,8 @@ class Recordings:
             self.settings.bucket_name,
             self.settings.s3_configured,
         )
+        if isinstance(target, FileTarget) and _inside(target.path, self.settings.spool_dir):
+            raise InvalidArgument(f"output_uri {output_uri!r} points into the spool folder")
         if isinstance(target, S3Target):
             await self.store.check_bucket(target)
         if session.port in self.active:
@@ -124,7 +133,10 @@ class Recordings:
             }
         )
         window = int(self.settings.recording_window_seconds * session.rate)
-        timeline = Timeline(session.position_now(), window, entry.append, flush_block=session.rate)
+        # Final audio reaches the spool every 100 ms: a crash loses at most the window.
+        timeline = Timeline(
+            session.position_now(), window, entry.append, flush_block=session.rate // 10
+        )
         session.recorder = timeline
         self.active[session.port] = ActiveRecording(entry, timeline, target)
         session.log.info("recording to %s (%s, %d Hz, %d ch)", output_uri, fmt, rate, channels)
@@ -171,6 +183,8 @@ class Recordings:
             )
         encoded = entry.folder / f"recording.{meta.format}"
         started = time.monotonic()
+        # A process killed between creating the entry and its first audio left no file.
+        await asyncio.to_thread(entry.audio_path.touch, exist_ok=True)
         await asyncio.to_thread(
             encode_recording,
             entry.audio_path,
@@ -196,7 +210,10 @@ class Recordings:
             },
         )
         if not self.publisher.publish(RECORDING_AVAILABLE, message):
-            raise FailedPrecondition("event outbox is full; the recording stays spooled")
+            raise Unavailable(
+                f"broker unreachable and the event outbox is full; {meta.output_uri} is stored "
+                "but stays spooled until its event can be queued"
+            )
         self.bus.publish(
             MediaEvent(
                 "recording_available",
@@ -269,6 +286,10 @@ class Recordings:
 def _close_entry(entry: SpoolEntry) -> None:
     entry.close(sync=True)
     entry.save_meta()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(folder)) in Path(os.path.realpath(path)).parents
 
 
 def _format(fmt: str | None, output_uri: str) -> str:

@@ -113,7 +113,15 @@ class RabbitPublisher:
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="rabbitmq")
 
-    async def stop(self) -> None:
+    async def stop(self, drain_seconds: float = 2.0) -> None:
+        """Give a connected publisher a moment to send what waits, then stop.
+
+        Whatever is still unsent stays in the outbox for the next start.
+        """
+        deadline = asyncio.get_running_loop().time() + drain_seconds
+        while self.connected and len(self.outbox) and asyncio.get_running_loop().time() < deadline:
+            self._wakeup.set()
+            await asyncio.sleep(0.05)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

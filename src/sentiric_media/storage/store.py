@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ PART_SIZE = 8 * 1024 * 1024
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "Forbidden"}
 _NO_BUCKET = {"NoSuchBucket", "404", "NotFound"}
 _BUCKET_CHECK_SECONDS = 60.0
+# StartRecording does not wait longer than this for the bucket check.
+_BUCKET_CHECK_TIMEOUT = 1.5
 
 
 def write_file_atomically(source: Path, target: Path) -> None:
     """Blocking: copy `source` to `target` so that `target` is either absent or complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     try:
         with source.open("rb") as reader, temporary.open("wb") as writer:
             shutil.copyfileobj(reader, writer, 1024 * 1024)
@@ -88,7 +91,7 @@ class RecordingStore:
             return
         try:
             client = await self._s3()
-            await client.head_bucket(Bucket=target.bucket)
+            await asyncio.wait_for(client.head_bucket(Bucket=target.bucket), _BUCKET_CHECK_TIMEOUT)
         except MediaError:
             raise
         except Exception as exc:

@@ -74,7 +74,7 @@ def _file_path(uri: str, rest: str, recordings_path: Path) -> Path:
     if not rest or rest.endswith("/"):
         raise InvalidArgument(f"output_uri {uri!r} names no file")
     if rest.startswith("/"):
-        return Path(os.path.normpath(rest))
+        return Path(os.path.normpath("/" + rest.lstrip("/")))
     base = Path(os.path.realpath(recordings_path))
     target = Path(os.path.normpath(base / rest))
     if base not in target.parents:
