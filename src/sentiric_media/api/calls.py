@@ -10,6 +10,7 @@ and count the request by method and final status.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,13 +36,31 @@ def _note_request(request: Any, context: grpc.aio.ServicerContext) -> None:
         call_id_var.set(call_id)
 
 
-async def _fail(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> str:
-    if isinstance(exc, MediaError):
+@contextlib.asynccontextmanager
+async def _rpc(
+    servicer: Any, method: str, request: Any, context: grpc.aio.ServicerContext
+) -> AsyncIterator[None]:
+    """The error handling and accounting shared by every kind of handler."""
+    _note_request(request, context)
+    code = "OK"
+    try:
+        yield
+    except MediaError as exc:
+        code = exc.status
         log.info("%s -> %s: %s", method, exc.status, exc)
         await context.abort(getattr(grpc.StatusCode, exc.status), str(exc))
-    log.exception("%s failed unexpectedly", method)
-    await context.abort(grpc.StatusCode.INTERNAL, f"{method} failed: {type(exc).__name__}")
-    return "INTERNAL"  # not reached: abort raises
+    except grpc.aio.AbortError:
+        code = _code(context)
+        raise
+    except Exception as exc:
+        code = "INTERNAL"
+        log.exception("%s failed unexpectedly", method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"{method} failed: {type(exc).__name__}")
+    except BaseException:
+        code = "CANCELLED"
+        raise
+    finally:
+        servicer.count_request(method, code)
 
 
 def _code(context: grpc.aio.ServicerContext) -> str:
@@ -55,24 +74,8 @@ def unary(handler: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]
 
     @functools.wraps(handler)
     async def run(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        _note_request(request, context)
-        code = "OK"
-        try:
+        async with _rpc(self, method, request, context):
             return await handler(self, request, context)
-        except MediaError as exc:
-            code = exc.status
-            await _fail(context, method, exc)
-        except grpc.aio.AbortError:
-            code = _code(context)
-            raise
-        except Exception as exc:
-            code = "INTERNAL"
-            await _fail(context, method, exc)
-        except BaseException:
-            code = "CANCELLED"
-            raise
-        finally:
-            self.count_request(method, code)
 
     return run
 
@@ -83,24 +86,8 @@ def streaming(handler: Callable[[Any, Any, grpc.aio.ServicerContext], AsyncItera
 
     @functools.wraps(handler)
     async def run(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        _note_request(request, context)
-        code = "OK"
-        try:
+        async with _rpc(self, method, request, context):
             async for message in handler(self, request, context):
                 yield message
-        except MediaError as exc:
-            code = exc.status
-            await _fail(context, method, exc)
-        except grpc.aio.AbortError:
-            code = _code(context)
-            raise
-        except Exception as exc:
-            code = "INTERNAL"
-            await _fail(context, method, exc)
-        except BaseException:
-            code = "CANCELLED"
-            raise
-        finally:
-            self.count_request(method, code)
 
     return run
