@@ -4,8 +4,9 @@ Time is cut into 20 ms frames, and each frame into `phases` slots (2 ms by
 default). A session is pinned to one slot; at slot p of frame k, reached at
 `epoch + k·20 ms + p·2 ms`, the clock calls `on_tick(k)` on every session of that
 slot. Spreading sessions over slots keeps one burst of sends from delaying all
-calls; deadlines are absolute, so pacing never drifts. If the loop stalls, the
-clock catches up frame by frame (no audio is skipped) unless the stall exceeds
+calls; deadlines are absolute, so pacing never drifts, and a slot never runs before
+its deadline. If the loop stalls, the clock catches up slot by slot (no audio is
+skipped; the sockets are read between slots) unless the stall exceeds
 `max_catch_up_ms`, in which case it jumps ahead and counts the skipped frames.
 """
 
@@ -74,10 +75,16 @@ class MediaClock:
         slot_index = int((time.monotonic() - self.epoch) / self.slot_seconds) + 1
         while True:
             deadline = self.epoch + slot_index * self.slot_seconds
-            wait = deadline - time.monotonic()
-            if wait > 0:
+            # The loop's timers have millisecond resolution and may fire early:
+            # sleep again until the deadline has really passed.
+            while (wait := deadline - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             lateness = time.monotonic() - deadline
+            if lateness > self.slot_seconds:
+                # Catching up after a stall: let the loop read the sockets between
+                # slots, so packets that arrived in time are not counted late.
+                await asyncio.sleep(0)
+                lateness = time.monotonic() - deadline
             if lateness > self.max_catch_up:
                 skipped = int(lateness / self.slot_seconds)
                 self.frames_skipped += skipped // self.phases
