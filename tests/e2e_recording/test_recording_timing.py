@@ -274,18 +274,6 @@ def test_caller_frames_on_time(result: Result) -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the caller's placement anchors a talkspurt (new SSRC, or marker after "
-        "silence even when the timestamps match the pause) on the first packet to "
-        "arrive, and audio already written is never moved when later packets show a "
-        "smaller transit: with a 50 ms delay spike draining by 8 ms a packet, the first "
-        "~110 ms of every caller segment is written at each packet's arrival time "
-        "(+50, +42, +35, +27, +18, +11 ms late) and every 20 ms packet loses its last "
-        "8 ms under the next (media/placement.py, MediaSession._receive)"
-    ),
-)
 def test_onset_spike_does_not_move_the_caller(onset_result: Result) -> None:
     """A delay spike at the start of each talkspurt (50 ms draining by 8 ms a packet).
 

@@ -147,7 +147,7 @@ class Recordings:
         if recording is None:
             raise FailedPrecondition(f"no recording is running on RTP port {session.port}")
         if session.recorder is recording.timeline:
-            session.recorder = None
+            session.detach_recorder()
         entry = recording.entry
         entry.meta.samples = recording.timeline.finish(session.position_now())
         entry.meta.state = "stopped"

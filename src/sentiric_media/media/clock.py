@@ -77,7 +77,7 @@ class MediaClock:
             deadline = self.epoch + slot_index * self.slot_seconds
             # The loop's timers have millisecond resolution and may fire early:
             # sleep again until the deadline has really passed.
-            while (wait := deadline - time.monotonic()) > 0:
+            while (wait := deadline - time.monotonic()) > 0:  # noqa: ASYNC110 - to an absolute deadline
                 await asyncio.sleep(wait)
             lateness = time.monotonic() - deadline
             if lateness > self.slot_seconds:

@@ -9,7 +9,8 @@ the clock is read only to anchor.
 
 Re-anchoring (counted in `reanchors`):
 - a new SSRC starts a new stream;
-- a marker bit after a silence whose timestamps do not match the pause;
+- a marker bit after a silence whose timestamps disagree with the pause by more
+  than plausible jitter (`marker_jump_ms`);
 - a jump of the transit time beyond `jump_samples` (a sender that reset its
   timestamps, or a long stall);
 - drift: the sender's clock running slower than ours makes the smallest transit
@@ -18,6 +19,13 @@ Re-anchoring (counted in `reanchors`):
   than `settle_samples` (the first packet was slow, or the sender's clock is
   fast) moves the offset down at once. Smaller moves are ignored: every move
   cuts or stretches the audio a little, and sub-2 ms timing is not worth a click.
+
+The offset lives in an `Anchor` shared by every packet placed since the last
+re-anchor. A consumer that can wait (the recording) keeps the packet's
+`stamp` (extended timestamp in samples) and its anchor, and computes
+`stamp + anchor.offset` a little later: by then the first packets of a
+talkspurt, which anchor it however late they arrived, have been corrected by
+the faster packets that followed.
 """
 
 from __future__ import annotations
@@ -26,6 +34,15 @@ from collections import deque
 
 _TS_MOD = 1 << 32
 _TS_HALF = 1 << 31
+
+
+class Anchor:
+    """The offset from a stream's timestamps to clock positions, until the next re-anchor."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
 
 
 class CallerPlacement:
@@ -38,15 +55,17 @@ class CallerPlacement:
         "_last_arrival",
         "_last_ts",
         "_recent_minima",
+        "anchor",
         "bucket_samples",
         "drift_samples",
         "jump_samples",
         "marker_gap_samples",
-        "offset",
+        "marker_jump_samples",
         "reanchors",
         "scale",
         "settle_samples",
         "ssrc",
+        "stamp",
         "window_buckets",
     )
 
@@ -57,6 +76,7 @@ class CallerPlacement:
         drift_ms: int = 5,
         settle_ms: int = 2,
         jump_ms: int = 1000,
+        marker_jump_ms: int = 100,
         window_seconds: int = 3,
     ) -> None:
         self.scale = scale
@@ -64,11 +84,13 @@ class CallerPlacement:
         self.settle_samples = rate * settle_ms // 1000
         self.jump_samples = rate * jump_ms // 1000
         self.marker_gap_samples = rate * 60 // 1000
+        self.marker_jump_samples = rate * marker_jump_ms // 1000
         self.bucket_samples = rate
         self.window_buckets = window_seconds
         self.reanchors = 0
         self.ssrc: int | None = None
-        self.offset = 0
+        self.anchor = Anchor(0)
+        self.stamp = 0
         self._ext_ts = 0
         self._last_ts = 0
         self._last_arrival = 0
@@ -76,8 +98,15 @@ class CallerPlacement:
         self._bucket_min = 0
         self._recent_minima: deque[int] = deque(maxlen=window_seconds)
 
+    @property
+    def offset(self) -> int:
+        return self.anchor.offset
+
     def place(self, ssrc: int, timestamp: int, marker: bool, arrival: int) -> int:
-        """Position of the packet's first sample; `arrival` is its arrival position."""
+        """Position of the packet's first sample; `arrival` is its arrival position.
+
+        Afterwards `stamp` and `anchor` describe the packet for a later placement.
+        """
         if ssrc != self.ssrc:
             if self.ssrc is not None:
                 self.reanchors += 1
@@ -90,21 +119,22 @@ class CallerPlacement:
             self._ext_ts += step - _TS_MOD if step >= _TS_HALF else step
             self._last_ts = timestamp
             transit = arrival - self._ext_ts * self.scale
-            deviation = transit - self.offset
+            deviation = transit - self.anchor.offset
             silent_gap = arrival - self._last_arrival > self.marker_gap_samples
             if abs(deviation) > self.jump_samples or (
-                marker and silent_gap and deviation > self.drift_samples
+                marker and silent_gap and deviation > self.marker_jump_samples
             ):
                 self.reanchors += 1
                 self._anchor(transit, arrival)
             elif deviation < -self.settle_samples:
-                self.offset = transit
+                self.anchor.offset = transit
             self._track_minimum(transit, arrival)
         self._last_arrival = arrival
-        return self._ext_ts * self.scale + self.offset
+        self.stamp = self._ext_ts * self.scale
+        return self.stamp + self.anchor.offset
 
     def _anchor(self, transit: int, arrival: int) -> None:
-        self.offset = transit
+        self.anchor = Anchor(transit)
         self._recent_minima.clear()
         self._bucket_start = arrival
         self._bucket_min = transit
@@ -119,6 +149,6 @@ class CallerPlacement:
         self._bucket_min = transit
         if len(self._recent_minima) == self.window_buckets:
             floor = min(self._recent_minima)
-            if floor - self.offset > self.drift_samples:
+            if floor - self.anchor.offset > self.drift_samples:
                 self.reanchors += 1
-                self.offset = floor
+                self.anchor.offset = floor

@@ -16,8 +16,10 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
+
+import numpy as np
 
 from sentiric_media.audio.timeline import BOT, CALLER, Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
@@ -30,13 +32,16 @@ from sentiric_media.media.codecs import (
 )
 from sentiric_media.media.jitter import JitterBuffer
 from sentiric_media.media.live import LiveAudioStream
-from sentiric_media.media.placement import CallerPlacement
+from sentiric_media.media.placement import Anchor, CallerPlacement
 from sentiric_media.media.playout import Playout, PlayoutItem
 from sentiric_media.media.rtp import MalformedPacket, build_rtp, is_rtcp, parse_rtp
 from sentiric_media.media.rtpstats import DUPLICATE, ReceiveStats
 from sentiric_media.media.transport import Address, format_address, parse_host_port, reachable
 
 FRAME_MS = 20
+# The recording places the caller's packets this long after they arrived, so the
+# first packets of a talkspurt get the timing its faster packets revealed.
+RECORDING_HOLD_MS = 500
 # A flood beyond this many packets between two ticks (20 ms) is dropped, not queued.
 MAX_PENDING = 256
 
@@ -84,6 +89,8 @@ class MediaSession(asyncio.DatagramProtocol):
         self.last_packet_at: float | None = None
         self.timed_out = False
         self.recorder: Timeline | None = None
+        self._held: deque[tuple[int, int, Anchor, np.ndarray]] = deque()
+        self._hold = self.rate * RECORDING_HOLD_MS // 1000
 
         # Outbound.
         self.target: Address | None = None
@@ -180,11 +187,13 @@ class MediaSession(asyncio.DatagramProtocol):
         elif self._send(outgoing, position) and self.recorder is not None:
             self.recorder.write(BOT, position, outgoing)
         if self.recorder is not None:
+            if self._held:
+                self._place_held(position - self._hold)
             self.recorder.advance(position)
 
     def _receive(self) -> None:
         packets, self.pending = self.pending, []
-        jitter, recorder = self.jitter, self.recorder
+        jitter, recorder, placement = self.jitter, self.recorder, self.placement
         to_position = self._clock.seconds_to_samples
         for payload_type, sequence, timestamp, ssrc, marker, payload, arrival in packets:
             codec = STATIC_PAYLOAD_TYPES.get(payload_type)
@@ -200,13 +209,13 @@ class MediaSession(asyncio.DatagramProtocol):
             if extended < 0:
                 self.drops["duplicate" if extended == DUPLICATE else "sequence_jump"] += 1
                 continue
-            position = self.placement.place(ssrc, timestamp, marker, arrival_position)
+            position = placement.place(ssrc, timestamp, marker, arrival_position)
             self.last_packet_at = arrival
             if jitter is None and recorder is None:
                 continue
             pcm = codec.decode(payload)
             if recorder is not None:
-                recorder.write(CALLER, position, pcm)
+                self._held.append((arrival_position, placement.stamp, placement.anchor, pcm))
             if jitter is not None:
                 refused = jitter.write(position, pcm)
                 if refused:
@@ -225,6 +234,20 @@ class MediaSession(asyncio.DatagramProtocol):
             self.codec = codec
         self.codec_fixed = True
         return self.stats
+
+    def _place_held(self, arrived_before: int) -> None:
+        held, recorder = self._held, self.recorder
+        assert recorder is not None
+        while held and held[0][0] <= arrived_before:
+            _, stamp, anchor, pcm = held.popleft()
+            recorder.write(CALLER, stamp + anchor.offset, pcm)
+
+    def detach_recorder(self) -> None:
+        """Place the caller audio still held back, then stop feeding the recording."""
+        if self.recorder is not None and self._held:
+            self._place_held(self._held[-1][0])
+        self._held.clear()
+        self.recorder = None
 
     def _play_inbound(self, position: int) -> None:
         jitter = self.jitter
