@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# One service process per core: BLAS must not start threads of its own for the
+# small matrix products of the media path.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import uvloop
 
