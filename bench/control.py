@@ -50,6 +50,10 @@ class ControlStats:
     record_window_messages: int = 0
     record_window_bytes: int = 0
     record_bad_media_type: int = 0
+    recordings_started: int = 0
+    recordings_stored: int = 0
+    recorded_ms: int = 0
+    stop_recording_ms: list[float] = field(default_factory=list)
 
     def error(self, where: str, exc: BaseException) -> None:
         code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
@@ -66,6 +70,12 @@ class ControlStats:
             "max": setup[-1] if setup else None,
         }
         data["errors"] = dict(self.errors)
+        stops = sorted(self.stop_recording_ms)
+        data["stop_recording_ms"] = {
+            "p50": stops[len(stops) // 2] if stops else None,
+            "p99": stops[int(len(stops) * 0.99)] if stops else None,
+            "max": stops[-1] if stops else None,
+        }
         return data
 
 
@@ -127,6 +137,8 @@ class Control:
             )
         except grpc.aio.AioRpcError as exc:
             self.stats.error("PlayAudio", exc)
+        if plan.recording:
+            await self.start_recording(index, port)
         self.stats.setup_ms.append((time.monotonic() - began) * 1000)
         self.stats.calls_set_up += 1
         return port
@@ -154,8 +166,34 @@ class Control:
         except grpc.aio.AioRpcError as exc:
             stats.error("RecordAudio", exc)
 
+    async def start_recording(self, index: int, port: int) -> None:
+        request = pb.StartRecordingRequest(
+            server_rtp_port=port,
+            output_uri=f"file://bench/{self.plan.run_id}-{index}.wav",
+            channels=1 + index % 2,
+            call_id=f"{self.plan.run_id}-{index}",
+        )
+        try:
+            await self.stub.StartRecording(request)
+            self.stats.recordings_started += 1
+        except grpc.aio.AioRpcError as exc:
+            self.stats.error("StartRecording", exc)
+
+    async def stop_recording(self, port: int) -> None:
+        began = time.monotonic()
+        try:
+            reply = await self.stub.StopRecording(pb.StopRecordingRequest(server_rtp_port=port))
+        except grpc.aio.AioRpcError as exc:
+            self.stats.error("StopRecording", exc)
+            return
+        self.stats.stop_recording_ms.append((time.monotonic() - began) * 1000)
+        self.stats.recordings_stored += 1
+        self.stats.recorded_ms += reply.duration_ms
+
     async def release(self, port: int, limit: asyncio.Semaphore) -> None:
         async with limit:
+            if self.plan.recording:
+                await self.stop_recording(port)
             try:
                 await self.stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port))
                 self.stats.released += 1

@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--record-audio", action="store_true", help="one RecordAudio per call")
     parser.add_argument("--frame-ms", type=int, default=20, help="RecordAudio frame_ms (20..200)")
+    parser.add_argument(
+        "--recording", action="store_true", help="StartRecording per call (half mono, half stereo)"
+    )
     parser.add_argument("--sockets", type=int, default=4, help="generator UDP sockets")
     parser.add_argument("--service-cpu", type=int, default=0)
     parser.add_argument("--generator-cpu", type=int, default=1)
@@ -134,6 +137,7 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
             record_audio=args.record_audio,
             frame_ms=args.frame_ms,
             generator_cpu=args.generator_cpu,
+            recording=args.recording,
         )
         ports, ready, stop = ctx.RawArray("i", calls), ctx.RawValue("i", 0), ctx.Event()
         rtp_results, rtp_child_end = ctx.Pipe(duplex=False)
@@ -210,6 +214,7 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
         "window_s": we["t"] - ws["t"],
         "record_audio": args.record_audio,
         "frame_ms": args.frame_ms,
+        "recording": args.recording,
         "record_rate": plan.record_rate,
         "service_cpu": args.service_cpu,
         "generator_cpu": args.generator_cpu,

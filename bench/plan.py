@@ -47,6 +47,7 @@ class Plan:
     frame_ms: int
     record_rate: int = 16000
     generator_cpu: int | None = 1
+    recording: bool = False  # StartRecording per call (even calls mono, odd stereo)
 
     @property
     def window_s(self) -> float:

@@ -169,6 +169,13 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "runqueue_wait": {k: round(v / window_s, 4) for k, v in raw["runqueue_wait_s"].items()},
         "kernel_udp_drops": raw["udp_drops"],
         "control": {k: ctl[k] for k in ("calls_set_up", "released", "errors", "first_errors")},
+        "recording": {
+            "enabled": raw.get("recording", False),
+            "started": ctl["recordings_started"],
+            "stored": ctl["recordings_stored"],
+            "recorded_s": round(ctl["recorded_ms"] / 1000, 1),
+            "stop_ms": ctl["stop_recording_ms"],
+        },
         "setup_ms": ctl["setup_ms"],
         "ramp_s_actual": round(ctl["ramp_done_at"] - ctl["ramp_started_at"], 2),
         "service_log": raw["log"],
@@ -271,6 +278,8 @@ def table_row(r: dict[str, Any]) -> str:
     lost_in = inb["lost_total"] + sum(inb["dropped_total"].values())
     lost_in += max(0, inb["sent_total"] - inb["received_total"])
     record = f"{r['frame_ms']} ms frames" if r["record_audio"] else "no"
+    if r.get("recording", {}).get("enabled"):
+        record += " + recording"
     verdict_text = "pass" if r["passed"] else "FAIL: " + "; ".join(r["failures"])
     if r["warnings"]:
         verdict_text += " (" + "; ".join(r["warnings"]) + ")"
@@ -313,6 +322,14 @@ def describe(r: dict[str, Any]) -> str:
         lines.append(
             f"  RecordAudio: {lv['messages_window']}/{lv['messages_expected_window']} messages "
             f"in window, {lv['audio_ratio_window']:.3f} of the audio, dropped {lv['dropped_total']}"
+        )
+    rec = r.get("recording", {})
+    if rec.get("enabled"):
+        stop = rec["stop_ms"]
+        lines.append(
+            f"  recordings: {rec['started']} started, {rec['stored']} stored "
+            f"({rec['recorded_s']} s of audio); StopRecording p50 {stop['p50'] or 0:.0f} ms, "
+            f"p99 {stop['p99'] or 0:.0f} ms, max {stop['max'] or 0:.0f} ms"
         )
     gen = ", ".join(f"{k} {v} %" for k, v in r["generator_cpu_pct"].items())
     shares = ", ".join(f"{k} {v:.0%}" for k, v in r["cpu_busy"].items())

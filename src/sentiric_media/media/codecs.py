@@ -7,6 +7,7 @@ are created per session by `Codec.fresh()`.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,22 @@ class Codec:
 
     def fresh(self) -> Codec:
         return self
+
+    def encode_slice(self, samples: np.ndarray, start: int, count: int) -> bytes:
+        """The encoding of samples[start:start+count], from a per-buffer cache.
+
+        A prompt played to hundreds of calls is encoded once, not once per frame
+        per call; the cache entry goes when the buffer does.
+        """
+        key = (id(samples), self.name)
+        encoded = _ENCODED.get(key)
+        if encoded is None:
+            encoded = _ENCODED[key] = self.encode(samples)
+            weakref.finalize(samples, _ENCODED.pop, key, None)
+        return encoded[start : start + count]
+
+
+_ENCODED: dict[tuple[int, str], bytes] = {}
 
 
 PCMU = Codec("PCMU", 0, 8000, g711.ULAW_ENCODE, g711.ULAW_DECODE)

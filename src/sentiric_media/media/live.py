@@ -36,12 +36,21 @@ class LiveAudioStream:
         self.dropped_messages = 0
         self.bytes_sent = 0
 
+    @property
+    def ticks_per_message(self) -> int:
+        return self._ticks_per_message
+
     def push(self, frame: np.ndarray) -> None:
+        """One tick's frame; every `ticks_per_message` frames make a message."""
         self._collected.append(frame)
         if len(self._collected) < self._ticks_per_message:
             return
         block = self._collected[0] if len(self._collected) == 1 else np.concatenate(self._collected)
         self._collected.clear()
+        self.push_block(block)
+
+    def push_block(self, block: np.ndarray) -> None:
+        """A whole message's worth of audio (`ticks_per_message` frames) at once."""
         self._ready.append(self._resampler.process(block).astype("<i2", copy=False).tobytes())
         if len(self._ready) > self.max_backlog:
             self._ready.popleft()

@@ -35,14 +35,21 @@ class Prompt:
         self._samples = samples
         self._cursor = 0
         self.frames_played = 0
+        # Where the last whole frame came from, so its encoding can be taken from
+        # the prompt's cached encoding instead of being computed per session.
+        self.last_slice: tuple[np.ndarray, int] | None = None
 
     def pull(self, count: int) -> np.ndarray | str:
         if self._cursor >= len(self._samples):
             return FINISHED
-        frame = self._samples[self._cursor : self._cursor + count]
+        start = self._cursor
+        frame = self._samples[start : start + count]
         self._cursor += count
         self.frames_played += 1
-        return pad_to(frame, count)
+        if len(frame) < count:
+            return pad_to(frame, count)
+        self.last_slice = (self._samples, start)
+        return frame
 
     def cancel(self) -> None:
         """Nothing to release; present so every item can be cancelled alike."""
@@ -159,6 +166,7 @@ class Playout:
         self._items: deque[PlayoutItem] = deque()
         self._started = False
         self.echo: deque[np.ndarray] | None = None
+        self.prompt_slice: tuple[np.ndarray, int] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -178,10 +186,16 @@ class Playout:
             self.echo.append(frame)
 
     def next_frame(self) -> np.ndarray | None:
-        """The frame to send at this tick, or None for silence."""
+        """The frame to send at this tick, or None for silence.
+
+        Afterwards `prompt_slice` is (prompt samples, offset) when the frame is an
+        unaltered slice of a prompt, else None.
+        """
+        self.prompt_slice = None
         frame = self._next_item_frame()
         if self.echo:
             echoed = self.echo.popleft()
+            self.prompt_slice = None
             return echoed if frame is None else mix(frame, echoed)
         return frame
 
@@ -202,6 +216,8 @@ class Playout:
             item = self._items[0]
             frame = item.pull(self.frame_samples)
             if isinstance(frame, np.ndarray):
+                if isinstance(item, Prompt):
+                    self.prompt_slice, item.last_slice = item.last_slice, None
                 if not self._started:
                     self._started = True
                     self._emit("playback_started", {"audio_uri": item.uri})
