@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,16 +21,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sentiric_media.api.v1 import media_pb2_grpc
-from tests.conftest import PROMPT_WAV, SPEECH_WAV, free_rtp_range
+from tests.conftest import PROMPT_WAV, SPEECH_WAV
+from tests.service_env import SERVE_COMMAND, free_tcp_port, service_env
 
 STOP_TIMEOUT = 5.0
 READY_TIMEOUT = 20.0
-
-
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -64,30 +57,20 @@ class ServiceProcess:
         assets = root / "assets" / "audio" / "demo"
         assets.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROMPT_WAV, assets / "welcome.wav")
-        low, high = free_rtp_range(40)
-        grpc_port, metrics_port = _free_tcp_port(), _free_tcp_port()
-        env = {
-            **os.environ,
-            "MEDIA_SERVICE_GRPC_PORT": str(grpc_port),
-            "MEDIA_SERVICE_METRICS_PORT": str(metrics_port),
-            "MEDIA_SERVICE_LISTEN_ADDRESS": "127.0.0.1",
-            "RTP_SERVICE_LISTEN_ADDRESS": "127.0.0.1",
-            "RTP_SERVICE_PORT_MIN": str(low),
-            "RTP_SERVICE_PORT_MAX": str(high),
-            "RTP_SERVICE_PORT_QUARANTINE_SECONDS": "1",
-            "ASSETS_BASE_PATH": str(root / "assets"),
-            "MEDIA_SERVICE_RECORDINGS_PATH": str(root / "recordings"),
-            "ENV": "development",
-            "LOG_LEVEL": "INFO",
-            "ENV_FILE": str(root / "no.env"),
+        grpc_port, metrics_port = free_tcp_port(), free_tcp_port()
+        env = service_env(
+            root,
+            root / "assets",
+            grpc_port,
+            metrics_port,
+            RTP_SERVICE_PORT_QUARANTINE_SECONDS="1",
             **extra_env,
-        }
-        for name in ("RABBITMQ_URL", "BUCKET_ENDPOINT_URL", "BUCKET_NAME", "BUCKET_ACCESS_KEY_ID"):
-            env.pop(name, None)
+        )
+        low, high = int(env["RTP_SERVICE_PORT_MIN"]), int(env["RTP_SERVICE_PORT_MAX"])
         stderr_path, stdout_path = root / "service.stderr", root / "service.stdout"
         with stderr_path.open("wb") as stderr, stdout_path.open("wb") as stdout:
             process = subprocess.Popen(
-                [sys.executable, "-m", "sentiric_media.cli", "serve"],
+                SERVE_COMMAND,
                 env=env,
                 cwd=root,
                 stdout=stdout,

@@ -7,10 +7,7 @@ and so that its timing is what production sees.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +15,7 @@ from pathlib import Path
 import grpc
 
 from sentiric_media.api.v1 import media_pb2_grpc
-from tests.conftest import REPO, free_rtp_range
-
-
-def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.service_env import SERVE_COMMAND, free_tcp_port, service_env
 
 
 @dataclass
@@ -48,32 +39,20 @@ class ServiceProcess:
 
 def start_service(folder: Path, assets: Path) -> ServiceProcess:
     """Start the service on free loopback ports; raises RuntimeError with its log if it fails."""
-    low, high = free_rtp_range()
-    grpc_port, metrics_port = _free_tcp_port(), _free_tcp_port()
-    env = {
-        **os.environ,
-        "MEDIA_SERVICE_GRPC_PORT": str(grpc_port),
-        "MEDIA_SERVICE_METRICS_PORT": str(metrics_port),
-        "MEDIA_SERVICE_LISTEN_ADDRESS": "127.0.0.1",
-        "RTP_SERVICE_LISTEN_ADDRESS": "127.0.0.1",
-        "RTP_SERVICE_PORT_MIN": str(low),
-        "RTP_SERVICE_PORT_MAX": str(high),
-        "RTP_SERVICE_PORT_QUARANTINE_SECONDS": "0.5",
-        "ASSETS_BASE_PATH": str(assets),
-        "MEDIA_SERVICE_RECORDINGS_PATH": str(folder / "recordings"),
-        "MEDIA_SERVICE_SPOOL_PATH": str(folder / "spool"),
-        "ENV": "development",
-        "LOG_LEVEL": "INFO",
-        "ENV_FILE": str(folder / "no.env"),
-        "PYTHONPATH": str(REPO / "src"),
-    }
-    for name in ("RABBITMQ_URL", "BUCKET_ENDPOINT_URL", "BUCKET_NAME"):
-        env.pop(name, None)
+    grpc_port, metrics_port = free_tcp_port(), free_tcp_port()
+    env = service_env(
+        folder,
+        assets,
+        grpc_port,
+        metrics_port,
+        RTP_SERVICE_PORT_QUARANTINE_SECONDS="0.5",
+        MEDIA_SERVICE_SPOOL_PATH=str(folder / "spool"),
+    )
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "service.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sentiric_media.cli", "serve"],
+            SERVE_COMMAND,
             env=env,
             cwd=folder,
             stdout=log,

@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import wave
 from pathlib import Path
@@ -23,7 +21,6 @@ import numpy as np
 import pytest
 
 from sentiric_media.api.v1 import media_pb2_grpc
-from tests.conftest import free_rtp_range
 from tests.recording.conftest import (
     RECORDING_KEY,
     PhoneCall,
@@ -31,6 +28,7 @@ from tests.recording.conftest import (
     free_tcp_port,
     wait_until,
 )
+from tests.service_env import SERVE_COMMAND, service_env
 from tests.support import UdpPeer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,28 +42,15 @@ class ServiceProcess:
 
     def __init__(self, tmp_path: Path, assets: Path, rabbitmq_url: str, exchange: str) -> None:
         self.grpc_port = free_tcp_port()
-        low, high = free_rtp_range()
         self.log_path = tmp_path / f"service-{self.grpc_port}.log"
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("BUCKET_", "MEDIA_SERVICE_", "RTP_", "RABBITMQ_"))
-        }
-        self.env.update(
-            {
-                "MEDIA_SERVICE_GRPC_PORT": str(self.grpc_port),
-                "MEDIA_SERVICE_METRICS_PORT": str(free_tcp_port()),
-                "MEDIA_SERVICE_LISTEN_ADDRESS": "127.0.0.1",
-                "RTP_SERVICE_LISTEN_ADDRESS": "127.0.0.1",
-                "RTP_SERVICE_PORT_MIN": str(low),
-                "RTP_SERVICE_PORT_MAX": str(high),
-                "ASSETS_BASE_PATH": str(assets),
-                "MEDIA_SERVICE_RECORDINGS_PATH": str(tmp_path / "recordings"),
-                "MEDIA_SERVICE_RECORDING_WINDOW_SECONDS": str(WINDOW_SECONDS),
-                "RABBITMQ_URL": rabbitmq_url,
-                "RABBITMQ_EXCHANGE": exchange,
-                "ENV_FILE": str(tmp_path / "no.env"),
-            }
+        self.env = service_env(
+            tmp_path,
+            assets,
+            self.grpc_port,
+            free_tcp_port(),
+            MEDIA_SERVICE_RECORDING_WINDOW_SECONDS=str(WINDOW_SECONDS),
+            RABBITMQ_URL=rabbitmq_url,
+            RABBITMQ_EXCHANGE=exchange,
         )
         self.cwd = tmp_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -75,7 +60,7 @@ class ServiceProcess:
     def _spawn(self) -> subprocess.Popen[bytes]:
         with self.log_path.open("wb") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "sentiric_media.cli", "serve"],
+                SERVE_COMMAND,
                 env=self.env,
                 cwd=self.cwd,
                 stdout=log,

@@ -137,7 +137,7 @@ class Recordings:
         timeline = Timeline(
             session.position_now(), window, entry.append, flush_block=session.rate // 10
         )
-        session.recorder = timeline
+        session.attach_recorder(timeline)
         self.active[session.port] = ActiveRecording(entry, timeline, target)
         session.log.info("recording to %s (%s, %d Hz, %d ch)", output_uri, fmt, rate, channels)
 

@@ -39,9 +39,10 @@ from sentiric_media.media.rtpstats import DUPLICATE, ReceiveStats
 from sentiric_media.media.transport import Address, format_address, parse_host_port, reachable
 
 FRAME_MS = 20
-# The recording places the caller's packets this long after they arrived, so the
-# first packets of a talkspurt get the timing its faster packets revealed.
-RECORDING_HOLD_MS = 500
+# The recording places the caller's packets this long after they arrived (at most
+# half its window), so the first packets of a talkspurt get the timing that the
+# faster packets of the following second revealed.
+RECORDING_HOLD_MS = 1000
 # A flood beyond this many packets between two ticks (20 ms) is dropped, not queued.
 MAX_PENDING = 256
 
@@ -90,7 +91,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self.timed_out = False
         self.recorder: Timeline | None = None
         self._held: deque[tuple[int, int, Anchor, np.ndarray]] = deque()
-        self._hold = self.rate * RECORDING_HOLD_MS // 1000
+        self._hold = 0
 
         # Outbound.
         self.target: Address | None = None
@@ -241,6 +242,11 @@ class MediaSession(asyncio.DatagramProtocol):
         while held and held[0][0] <= arrived_before:
             _, stamp, anchor, pcm = held.popleft()
             recorder.write(CALLER, stamp + anchor.offset, pcm)
+
+    def attach_recorder(self, timeline: Timeline) -> None:
+        """Feed the recording `timeline` from now on."""
+        self._hold = min(self.rate * RECORDING_HOLD_MS // 1000, timeline.window // 2)
+        self.recorder = timeline
 
     def detach_recorder(self) -> None:
         """Place the caller audio still held back, then stop feeding the recording."""
