@@ -43,7 +43,9 @@ class MediaApp:
         self.settings = settings
         self.clock = MediaClock()
         self.bus = EventBus()
-        self.prompts = PromptLibrary(settings.prompt_cache_mb * 1024 * 1024)
+        self.prompts = PromptLibrary(
+            settings.prompt_cache_mb * 1024 * 1024, settings.max_prompt_seconds
+        )
         self.publisher = _publisher(settings)
         self.store = RecordingStore(settings)
         self.recordings = Recordings(

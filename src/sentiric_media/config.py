@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_data_uri_bytes: int = Field(
         20 * 1024 * 1024, alias="MEDIA_SERVICE_MAX_DATA_URI_BYTES", ge=1024
     )
+    max_prompt_seconds: float = Field(
+        3600.0, alias="MEDIA_SERVICE_MAX_PROMPT_SECONDS", gt=0, le=86400
+    )
     prompt_cache_mb: int = Field(256, alias="MEDIA_SERVICE_PROMPT_CACHE_MB", ge=0)
     stream_idle_timeout_seconds: float = Field(
         10.0, alias="MEDIA_SERVICE_STREAM_IDLE_TIMEOUT_SECONDS", gt=0

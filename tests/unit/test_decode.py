@@ -282,3 +282,18 @@ def test_compressed_formats_made_by_ffmpeg(
     assert abs(dominant_frequency(samples, out_rate) - TONE_HZ) <= 5
     middle = samples[out_rate // 4 : -out_rate // 4]
     assert rms(middle) == pytest.approx(AMPLITUDE * 32767 / np.sqrt(2), rel=0.1)
+
+
+def test_audio_longer_than_the_limit_is_refused_while_decoding() -> None:
+    payload = wav_bytes([sine(8000, 3.0)], 8000)
+    with pytest.raises(InvalidArgument, match="longer than 2 s"):
+        decode_container(payload, "data:audio/wav", max_seconds=2.0)
+    assert len(decode_container(payload, "data:audio/wav", max_seconds=4.0)[0]) == 24000
+
+
+def test_raw_pcm_longer_than_the_limit_is_refused() -> None:
+    payload = np.zeros(8000 * 3, dtype="<i2").tobytes()
+    with pytest.raises(InvalidArgument, match="longer than 2 s"):
+        decode_raw_pcm(payload, {"rate": "8000"}, max_seconds=2.0)
+    with pytest.raises(InvalidArgument, match="longer than 2 s"):
+        decode_prompt(data_source(payload, "audio/l16", rate="8000"), 8000, max_seconds=2.0)

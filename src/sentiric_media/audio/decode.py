@@ -27,7 +27,9 @@ _SCALE = {
 }
 
 
-def decode_raw_pcm(payload: bytes, params: dict[str, str]) -> tuple[np.ndarray, int]:
+def decode_raw_pcm(
+    payload: bytes, params: dict[str, str], max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     """Little-endian s16 PCM with optional `rate` and `channels` MIME parameters."""
     rate = _int_param(params, "rate", DEFAULT_RAW_RATE, 1000, 384000)
     channels = _int_param(params, "channels", 1, 1, 8)
@@ -36,17 +38,29 @@ def decode_raw_pcm(payload: bytes, params: dict[str, str]) -> tuple[np.ndarray, 
     if usable == 0:
         raise InvalidArgument(f"raw PCM payload of {len(payload)} bytes holds no whole sample")
     samples = np.frombuffer(payload[:usable], dtype="<i2").reshape(-1, channels)
+    if max_seconds is not None and len(samples) > max_seconds * rate:
+        raise InvalidArgument(
+            f"raw PCM longer than {max_seconds:g} s (MEDIA_SERVICE_MAX_PROMPT_SECONDS)"
+        )
     return samples.astype(np.float32).mean(axis=1) / 32768, rate
 
 
-def decode_container(source: bytes | Path, label: str) -> tuple[np.ndarray, int]:
+def decode_container(
+    source: bytes | Path, label: str, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of a file or in-memory container to mono float32."""
-    channels, rate = decode_channels(source, label)
+    channels, rate = decode_channels(source, label, max_seconds)
     return (channels.mean(axis=1) if channels.shape[1] > 1 else channels[:, 0]), rate
 
 
-def decode_channels(source: bytes | Path, label: str) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream to float32 samples shaped (frames, channels)."""
+def decode_channels(
+    source: bytes | Path, label: str, max_seconds: float | None = None
+) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream to float32 samples shaped (frames, channels).
+
+    With `max_seconds`, audio longer than that is refused as soon as decoding
+    passes it (a small compressed file can hold hours of audio).
+    """
     handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
     try:
         with av.open(handle, mode="r") as container:
@@ -54,10 +68,16 @@ def decode_channels(source: bytes | Path, label: str) -> tuple[np.ndarray, int]:
                 raise InvalidArgument(f"{label}: no audio stream")
             stream = container.streams.audio[0]
             pieces: list[np.ndarray] = []
-            rate = 0
+            rate, decoded = 0, 0
             for frame in container.decode(stream):
                 rate = frame.sample_rate
                 pieces.append(_frame_samples(frame))
+                decoded += frame.samples
+                if max_seconds is not None and decoded > max_seconds * rate:
+                    raise InvalidArgument(
+                        f"{label}: audio longer than {max_seconds:g} s "
+                        "(MEDIA_SERVICE_MAX_PROMPT_SECONDS)"
+                    )
     except InvalidArgument:
         raise
     except (av.FFmpegError, ValueError, EOFError) as exc:

@@ -22,14 +22,16 @@ from sentiric_media.audio.uri import DataAudio, FileAudio
 _HASH_ON_LOOP_LIMIT = 256 * 1024
 
 
-def decode_prompt(source: FileAudio | DataAudio, rate: int) -> np.ndarray:
+def decode_prompt(
+    source: FileAudio | DataAudio, rate: int, max_seconds: float | None = None
+) -> np.ndarray:
     """Blocking: the prompt as read-only mono int16 samples at `rate`."""
     if isinstance(source, FileAudio):
-        mono, source_rate = decode_container(source.path, source.uri)
+        mono, source_rate = decode_container(source.path, source.uri, max_seconds)
     elif source.mime in RAW_PCM_TYPES:
-        mono, source_rate = decode_raw_pcm(source.payload, source.params)
+        mono, source_rate = decode_raw_pcm(source.payload, source.params, max_seconds)
     else:
-        mono, source_rate = decode_container(source.payload, source.uri_prefix)
+        mono, source_rate = decode_container(source.payload, source.uri_prefix, max_seconds)
     samples = to_rate(mono, source_rate, rate)
     samples.flags.writeable = False
     return samples
@@ -38,8 +40,9 @@ def decode_prompt(source: FileAudio | DataAudio, rate: int) -> np.ndarray:
 class PromptLibrary:
     """Decoded prompts by (source, rate), bounded to `max_bytes` of samples."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, max_seconds: float | None = None) -> None:
         self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
         self._cache: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self._loading: dict[Hashable, asyncio.Future[np.ndarray]] = {}
         self.cached_bytes = 0
@@ -61,7 +64,7 @@ class PromptLibrary:
         if pending is not None:
             return await asyncio.shield(pending)
         self.misses += 1
-        future = loop.run_in_executor(None, decode_prompt, source, rate)
+        future = loop.run_in_executor(None, decode_prompt, source, rate, self.max_seconds)
         self._loading[key] = future
         try:
             samples = await asyncio.shield(future)
