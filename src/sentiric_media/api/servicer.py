@@ -104,8 +104,13 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
         idle = self.manager.settings.stream_idle_timeout_seconds
         idle_message = f"idle_timeout: no message for {idle:g} s"
         first = await _next_message(requests, idle)
-        if first in ("idle", "closed"):
+        if first == "idle":
             yield pb.StreamAudioToCallResponse(success=False, error_message=idle_message)
+            return
+        if first == "closed":
+            yield pb.StreamAudioToCallResponse(
+                success=False, error_message="the stream ended before its first message"
+            )
             return
         if not first.call_id:
             raise InvalidArgument("the first StreamAudioToCall message must carry call_id")
