@@ -107,10 +107,12 @@ async def test_concurrent_loads_of_one_source_decode_once(
     gate = threading.Event()
     real = prompts.decode_prompt
 
-    def slow_decode(source: FileAudio | DataAudio, rate: int) -> np.ndarray:
+    def slow_decode(
+        source: FileAudio | DataAudio, rate: int, max_seconds: float | None = None
+    ) -> np.ndarray:
         calls.append(rate)
         gate.wait(5)
-        return real(source, rate)
+        return real(source, rate, max_seconds)
 
     monkeypatch.setattr(prompts, "decode_prompt", slow_decode)
     library = PromptLibrary(10_000_000)
@@ -133,10 +135,12 @@ async def test_concurrent_loads_share_a_failure_and_a_retry_decodes_again(
     calls = 0
     real = prompts.decode_prompt
 
-    def counting_decode(source: FileAudio | DataAudio, rate: int) -> np.ndarray:
+    def counting_decode(
+        source: FileAudio | DataAudio, rate: int, max_seconds: float | None = None
+    ) -> np.ndarray:
         nonlocal calls
         calls += 1
-        return real(source, rate)
+        return real(source, rate, max_seconds)
 
     monkeypatch.setattr(prompts, "decode_prompt", counting_decode)
     library = PromptLibrary(10_000_000)
