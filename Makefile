@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/sentiric-media demo
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.loadgen --help
+	$(BIN)/python -m bench.loadgen --calls 300
 
 # Regenerates the committed gRPC stubs from the .proto (grpcio-tools is pinned in pyproject).
 proto: $(STAMP)
