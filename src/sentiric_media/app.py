@@ -128,6 +128,7 @@ class MediaApp:
             packets_out=retired.packets_out + sum(s.packets_out for s in sessions),
             bytes_out=retired.bytes_out + sum(s.bytes_out for s in sessions),
             packets_lost=retired.packets_lost + sum(s.packets_lost for s in sessions),
+            rtcp_received=retired.rtcp_received + sum(s.rtcp_in for s in sessions),
             drops=drops,
             pacing_buckets=LATENESS_BUCKETS,
             pacing_counts=list(self.clock.lateness_counts),

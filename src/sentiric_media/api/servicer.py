@@ -19,7 +19,7 @@ from sentiric_media.control.manager import SessionManager
 from sentiric_media.errors import InvalidArgument
 from sentiric_media.media.playout import TtsStream
 from sentiric_media.media.transport import looks_like_host_port
-from sentiric_media.observability.logging import call_id_var
+from sentiric_media.observability.logging import call_id_var, trace_id_var
 
 log = logging.getLogger("sentiric_media.api")
 
@@ -32,7 +32,7 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
 
     @unary
     async def AllocatePort(self, request: pb.AllocatePortRequest, context: Any) -> Any:
-        trace_id = _trace_id(context)
+        trace_id = trace_id_var.get()
         port = await self.manager.allocate(request.call_id, trace_id)
         return pb.AllocatePortResponse(rtp_port=port)
 
@@ -69,7 +69,7 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
             request.sample_rate if request.HasField("sample_rate") else None,
             request.format if request.HasField("format") else None,
             request.channels if request.HasField("channels") else None,
-            request.trace_id or _trace_id(context),
+            request.trace_id or trace_id_var.get(),
         )
         return pb.StartRecordingResponse(success=True)
 
@@ -166,13 +166,6 @@ async def _next_message(requests: AsyncIterator[Any], idle: float) -> Any:
         return "closed"
     except TimeoutError:
         return "idle"
-
-
-def _trace_id(context: Any) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-trace-id":
-            return str(value)
-    return ""
 
 
 def _looks_like_uri(text: str) -> bool:

@@ -15,6 +15,7 @@ import av
 import numpy as np
 import soxr
 
+from sentiric_media.audio.pcm import INT16_MAX, INT16_MIN
 from sentiric_media.errors import InvalidArgument
 
 RAW_PCM_TYPES = frozenset({"audio/pcm", "audio/l16", "audio/raw", "audio/x-raw"})
@@ -92,7 +93,7 @@ def to_rate(mono: np.ndarray, source_rate: int, rate: int) -> np.ndarray:
     if source_rate != rate and len(mono):
         mono = soxr.resample(mono, source_rate, rate, quality="VHQ")
     scaled = np.rint(mono * 32768.0)
-    return np.minimum(np.maximum(scaled, -32768), 32767).astype(np.int16)
+    return np.minimum(np.maximum(scaled, INT16_MIN), INT16_MAX).astype(np.int16)
 
 
 def _frame_samples(frame: av.AudioFrame) -> np.ndarray:

@@ -73,6 +73,7 @@ class Timeline:
 
     @property
     def length(self) -> int:
+        """Samples from the start to what is final (to the end once finished)."""
         return (self.end if self.end is not None else self.flushed) - self.start
 
     def _flush_until(self, position: int) -> None:

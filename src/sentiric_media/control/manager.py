@@ -43,6 +43,7 @@ class RetiredTotals:
     packets_out: int = 0
     bytes_out: int = 0
     packets_lost: int = 0
+    rtcp_received: int = 0
     reanchors: int = 0
     sessions: int = 0
     drops: Counter[str] | None = None
@@ -169,6 +170,7 @@ class SessionManager:
         totals.packets_out += session.packets_out
         totals.bytes_out += session.bytes_out
         totals.packets_lost += session.packets_lost
+        totals.rtcp_received += session.rtcp_in
         totals.reanchors += session.placement.reanchors
         totals.sessions += 1
         assert totals.drops is not None
@@ -255,7 +257,8 @@ class SessionManager:
         session = self.by_port.get(port)
         if session is not None:
             session.close_live(stream)
-        stream.close()
+        else:
+            stream.close()
 
     def open_tts_stream(self, call_id: str) -> tuple[MediaSession, TtsStream]:
         session = self.session_for_call(call_id)

@@ -94,7 +94,6 @@ class RabbitPublisher:
         self.exchange_name = exchange
         self.outbox = outbox
         self.max_backoff = max_backoff
-        self.published = 0
         self.connected = False
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -173,7 +172,6 @@ class RabbitPublisher:
                     timeout=10,
                 )
                 self.outbox.remove(message)
-                self.published += 1
             if not len(self.outbox):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=5)

@@ -38,7 +38,6 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
-        self.published = 0
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         self._subscribers.append(subscriber)
@@ -50,7 +49,6 @@ class EventBus:
         return unsubscribe
 
     def publish(self, event: MediaEvent) -> None:
-        self.published += 1
         for subscriber in tuple(self._subscribers):
             try:
                 subscriber(event)

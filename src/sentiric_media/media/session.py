@@ -108,7 +108,6 @@ class MediaSession(asyncio.DatagramProtocol):
         self.packets_out = 0
         self.bytes_out = 0
         self.rtcp_in = 0
-        self.frames_unsent = 0
         self.drops: Counter[str] = Counter()
         self.finished_streams_received = 0
         self.finished_streams_lost = 0
@@ -280,7 +279,6 @@ class MediaSession(asyncio.DatagramProtocol):
 
     def _send(self, pcm: Any, position: int) -> bool:
         if self.target is None or self.transport is None:
-            self.frames_unsent += 1
             return False
         codec, source = self.codec, self.playout.prompt_slice
         if source is None:
@@ -378,7 +376,3 @@ class MediaSession(asyncio.DatagramProtocol):
     def packets_lost(self) -> int:
         current = self.stats.lost if self.stats else 0
         return self.finished_streams_lost + current
-
-    @property
-    def jitter_ms(self) -> float:
-        return self.stats.jitter * 1000 / self.codec.clock_rate if self.stats else 0.0

@@ -38,6 +38,7 @@ class MetricsSnapshot:
     packets_out: int = 0
     bytes_out: int = 0
     packets_lost: int = 0
+    rtcp_received: int = 0
     drops: dict[str, int] = field(default_factory=dict)
     pacing_buckets: tuple[float, ...] = ()
     pacing_counts: list[int] = field(default_factory=list)
@@ -78,6 +79,7 @@ class MediaCollector(Collector):
             ("rtp_packets_sent", s.packets_out, "RTP packets sent."),
             ("rtp_bytes_sent", s.bytes_out, "Bytes of RTP packets sent."),
             ("rtp_packets_lost", s.packets_lost, "Caller packets never received (RFC 3550)."),
+            ("rtcp_packets_received", s.rtcp_received, "RTCP packets received (not yet used)."),
             ("pacing_frames_skipped", s.frames_skipped, "Frames skipped after a loop stall."),
             (
                 "live_audio_messages_dropped",
