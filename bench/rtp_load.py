@@ -62,13 +62,13 @@ def open_sockets(count: int) -> list[socket.socket]:
 
 def speech_frames() -> list[bytes]:
     """The bundled 8 kHz speech as 20 ms μ-law payloads."""
-    from sentiric_media.media.codecs import PCMU
+    from sentiric_media.media.codecs.g711 import ULAW
 
     data = resources.files("sentiric_media").joinpath("data/speech8k.wav").read_bytes()
     with wave.open(io.BytesIO(data)) as handle:
         pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
     count = len(pcm) // FRAME_SAMPLES
-    return [PCMU.encode(pcm[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]) for k in range(count)]
+    return [ULAW.encode(pcm[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]) for k in range(count)]
 
 
 def pin_to(cpu: int | None) -> None:

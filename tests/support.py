@@ -112,7 +112,8 @@ class UdpPeer(asyncio.DatagramProtocol):
 
     def decoded(self, codec: Codec) -> np.ndarray:
         ordered = sorted(self.packets, key=lambda p: p.sequence)
-        return np.concatenate([codec.decode(p.payload) for p in ordered])
+        decoder = codec.format().new_decoder()
+        return np.concatenate([decoder.decode(p.payload) for p in ordered])
 
 
 async def send_rtp(
@@ -126,7 +127,8 @@ async def send_rtp(
     first_timestamp: int = 5000,
 ) -> None:
     """Send `pcm` as 20 ms RTP packets paced against absolute deadlines."""
-    frame = codec.samples_per_frame()
+    fmt = codec.format()
+    frame, encoder = fmt.packet_samples, fmt.new_encoder()
     start = time.monotonic()
     for index in range(len(pcm) // frame):
         deadline = start + index * 0.02
@@ -136,11 +138,11 @@ async def send_rtp(
         chunk = pcm[index * frame : (index + 1) * frame]
         peer.send(
             build_rtp(
-                codec.payload_type,
+                fmt.payload_type,
                 first_sequence + index,
                 first_timestamp + index * frame,
                 ssrc,
-                codec.encode(chunk),
+                encoder.encode(chunk),
                 marker=index == 0,
             ),
             port,

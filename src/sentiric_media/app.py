@@ -115,20 +115,21 @@ class MediaApp:
         sessions = list(manager.by_port.values())
         retired = manager.retired
         drops = dict(retired.drops or {})
-        for session in sessions:
-            for reason, count in session.drops.items():
+        stats = [session.stats for session in sessions]
+        for session_stats in stats:
+            for reason, count in session_stats.drops.items():
                 drops[reason] = drops.get(reason, 0) + count
         return MetricsSnapshot(
             sessions_active=len(sessions),
             ports_free=pool.free_count,
             ports_quarantined=pool.quarantined_count,
             ports_in_use=pool.in_use_count,
-            packets_in=retired.packets_in + sum(s.packets_in for s in sessions),
-            bytes_in=retired.bytes_in + sum(s.bytes_in for s in sessions),
-            packets_out=retired.packets_out + sum(s.packets_out for s in sessions),
-            bytes_out=retired.bytes_out + sum(s.bytes_out for s in sessions),
-            packets_lost=retired.packets_lost + sum(s.packets_lost for s in sessions),
-            rtcp_received=retired.rtcp_received + sum(s.rtcp_in for s in sessions),
+            packets_in=retired.packets_in + sum(s.packets_in for s in stats),
+            bytes_in=retired.bytes_in + sum(s.bytes_in for s in stats),
+            packets_out=retired.packets_out + sum(s.packets_out for s in stats),
+            bytes_out=retired.bytes_out + sum(s.bytes_out for s in stats),
+            packets_lost=retired.packets_lost + sum(s.packets_lost for s in stats),
+            rtcp_received=retired.rtcp_received + sum(s.rtcp_in for s in stats),
             drops=drops,
             pacing_buckets=LATENESS_BUCKETS,
             pacing_counts=list(self.clock.lateness_counts),
@@ -139,7 +140,7 @@ class MediaApp:
             port_bind_failures=manager.bind_failures,
             inactivity_timeouts=manager.inactivity_timeouts,
             prompt_cache_bytes=self.prompts.cached_bytes,
-            caller_reanchors=retired.reanchors + sum(s.placement.reanchors for s in sessions),
+            caller_reanchors=retired.reanchors + sum(s.reanchors for s in stats),
             recordings_active=len(self.recordings.active),
             recordings_spooled=self.recordings.spooled_waiting,
             recordings_stored=self.recordings.stored,

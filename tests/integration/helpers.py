@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sentiric_media.api.v1 import media_pb2 as pb
 from sentiric_media.audio.decode import to_rate
-from sentiric_media.media.codecs import PCMU
+from sentiric_media.media.codecs.g711 import ULAW
 from sentiric_media.media.rtp import build_rtp
 from tests.conftest import SPEECH_WAV
 from tests.support import UdpPeer, read_wav
@@ -64,7 +64,7 @@ def decoded(peer: UdpPeer) -> np.ndarray:
     """What `peer` received, μ-law decoded, in arrival order (no sorting across wraps)."""
     if not peer.packets:
         return np.zeros(0, dtype=np.int16)
-    return np.concatenate([PCMU.decode(p.payload) for p in peer.packets])
+    return np.concatenate([ULAW.decode(p.payload) for p in peer.packets])
 
 
 async def allocate(stub: Any, call_id: str, **kwargs: Any) -> int:
@@ -154,7 +154,7 @@ def rtp_packets(
             first_sequence + index,
             first_timestamp + index * frame,
             ssrc,
-            PCMU.encode(pcm[index * frame : (index + 1) * frame]),
+            ULAW.encode(pcm[index * frame : (index + 1) * frame]),
             marker=index == 0,
         )
         for index in range(len(pcm) // frame)

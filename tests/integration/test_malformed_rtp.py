@@ -74,9 +74,11 @@ async def test_malformed_datagrams_are_counted_and_audio_still_flows(service, st
     peer.send(b"", port)  # an empty datagram (may not even be delivered)
     peer.send(_rtcp_sender_report(), port)
     expected = _expected_drops()
-    assert await wait_until(lambda: dict(session.drops) == expected, 1.0), dict(session.drops)
+    assert await wait_until(lambda: dict(session.stats.drops) == expected, 1.0), dict(
+        session.stats.drops
+    )
     assert session.source is None
-    assert session.rtcp_in == 1
+    assert session.stats.rtcp_in == 1
 
     # Valid speech, paced, with garbage and RTCP interleaved after latching.
     source = speech()[8000:16000]
@@ -87,9 +89,9 @@ async def test_malformed_datagrams_are_counted_and_audio_still_flows(service, st
     await asyncio.gather(reader, return_exceptions=True)
 
     assert session.source == peer.address
-    assert session.drops["too_short"] > expected["too_short"]
-    assert session.drops["bad_version"] > expected["bad_version"]
-    assert session.rtcp_in > 1
+    assert session.stats.drops["too_short"] > expected["too_short"]
+    assert session.stats.drops["bad_version"] > expected["bad_version"]
+    assert session.stats.rtcp_in > 1
     assert service.clock.member_errors == 0
     live = np.frombuffer(b"".join(collected), dtype="<i2")
     score, _ = best_alignment(resample(source[800:7200], 8000, 16000), live)
@@ -128,11 +130,11 @@ async def test_duplicates_are_counted_and_dropped(service, stub, peer):
             doubled.append(packet)  # an immediate duplicate
     await send_paced(peer, port, doubled)
     duplicates = len(doubled) - len(packets)
-    assert await wait_until(lambda: session.drops["duplicate"] == duplicates, 1.0), dict(
-        session.drops
+    assert await wait_until(lambda: session.stats.drops["duplicate"] == duplicates, 1.0), dict(
+        session.stats.drops
     )
-    assert await wait_until(lambda: session.packets_received == len(packets), 1.0)
-    assert session.packets_lost == 0
+    assert await wait_until(lambda: session.stats.packets_received == len(packets), 1.0)
+    assert session.stats.packets_lost == 0
     call.cancel()
     _, text = await http_get(service.metrics_port, "/metrics")
     samples = parse_metrics(text)
@@ -140,7 +142,9 @@ async def test_duplicates_are_counted_and_dropped(service, stub, peer):
     assert dropped == duplicates
 
 
-async def test_unsupported_payload_types_are_dropped(service, stub, peer):
+async def test_unsupported_payload_types_are_dropped_and_comfort_noise_is_received(
+    service, stub, peer
+):
     port = await allocate(stub, "rtp-payload-types")
     session = service.manager.by_port[port]
     call = stub.RecordAudio(pb.RecordAudioRequest(server_rtp_port=port))
@@ -149,17 +153,18 @@ async def test_unsupported_payload_types_are_dropped(service, stub, peer):
         peer.send(build_rtp(13, 100 + index, 800 * index, 7, b"\x40", marker=False), port)
     for index in range(5):
         peer.send(build_rtp(99, 200 + index, 160 * index, 8, PAYLOAD, marker=False), port)
+    stats = session.stats
+    # Comfort noise (RFC 3389) is part of the caller's stream: received, not lost.
     assert await wait_until(
-        lambda: (
-            session.drops["comfort_noise"] == 5 and session.drops["unsupported_payload_type"] == 5
-        ),
-        1.0,
-    ), dict(session.drops)
+        lambda: stats.drops["unsupported_payload_type"] == 5 and stats.packets_received == 5, 1.0
+    ), dict(stats.drops)
+    assert "comfort_noise" not in stats.drops
     # PCMU still decodes afterwards.
     source = speech()[24000:28000]
     await send_paced(peer, port, rtp_packets(source, ssrc=9, first_sequence=300))
-    assert await wait_until(lambda: session.packets_received == len(source) // 160, 1.0)
-    assert session.codec is PCMU
+    assert await wait_until(lambda: stats.packets_received == 5 + len(source) // 160, 1.0)
+    assert stats.packets_lost == 0
+    assert session.send_format.codec is PCMU
     call.cancel()
 
 
@@ -168,8 +173,8 @@ async def test_rtcp_is_not_an_error(service, stub, peer):
     session = service.manager.by_port[port]
     for _ in range(3):
         peer.send(_rtcp_sender_report(), port)
-    assert await wait_until(lambda: session.rtcp_in == 3, 1.0)
-    assert not session.drops
+    assert await wait_until(lambda: session.stats.rtcp_in == 3, 1.0)
+    assert not session.stats.drops
 
 
 async def test_reordering_and_sequence_wrap_are_not_loss(service, stub, peer):
@@ -189,12 +194,12 @@ async def test_reordering_and_sequence_wrap_are_not_loss(service, stub, peer):
     for index in range(1, len(packets) - 1, 4):  # swap neighbours: 20 ms out of order
         packets[index], packets[index + 1] = packets[index + 1], packets[index]
     await send_paced(peer, port, packets)
-    assert await wait_until(lambda: session.packets_received == len(packets), 1.0)
+    assert await wait_until(lambda: session.stats.packets_received == len(packets), 1.0)
     await asyncio.sleep(0.2)
     call.cancel()
     await asyncio.gather(reader, return_exceptions=True)
-    assert session.packets_lost == 0
-    assert not session.drops, dict(session.drops)
+    assert session.stats.packets_lost == 0
+    assert not session.stats.drops, dict(session.stats.drops)
     live = np.frombuffer(b"".join(collected), dtype="<i2")
     score, _ = best_alignment(resample(source[400:4400], 8000, 16000), live)
     assert score > 0.9

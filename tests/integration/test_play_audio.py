@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sentiric_media.audio.decode import decode_container, to_rate
-from sentiric_media.media.codecs import PCMA
+from sentiric_media.media.codecs.g711 import ALAW
 from tests.conftest import PROMPT_WAV
 from tests.integration.helpers import (
     PROMPT_URI,
@@ -349,7 +349,7 @@ async def test_answers_in_the_callers_g711_law(stub, peer):
     await peer.wait_for_packets(20, timeout=3)
     await peer.wait_quiet(0.2, timeout=3)
     assert {p.payload_type for p in peer.packets} == {8}
-    received = np.concatenate([PCMA.decode(p.payload) for p in peer.packets])
+    received = np.concatenate([ALAW.decode(p.payload) for p in peer.packets])
     score, _ = best_alignment(source[400:2800], received)
     assert score > 0.9
 

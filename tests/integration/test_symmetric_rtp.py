@@ -38,14 +38,14 @@ async def test_target_latches_to_the_callers_source(service, stub, peers):
     # A third socket is not the caller: its packets are dropped and move nothing.
     for packet in rtp_packets(speech()[:800], ssrc=0x55, first_sequence=7):
         c.send(packet, port)
-    assert await wait_until(lambda: session.drops["foreign_source"] == 5, 1.0)
+    assert await wait_until(lambda: session.stats.drops["foreign_source"] == 5, 1.0)
     assert service.snapshot().drops["foreign_source"] == 5
     count_b = len(b.packets)
     await asyncio.sleep(0.2)
     assert session.source == b.address
     assert len(b.packets) > count_b
     assert not c.packets
-    assert session.packets_received == 5  # only B's packets were accepted
+    assert session.stats.packets_received == 5  # only B's packets were accepted
 
     _, text = await http_get(service.metrics_port, "/metrics")
     assert (

@@ -1,4 +1,4 @@
-"""G.711 μ-law / A-law tables (media/g711.py) and the codec objects (media/codecs.py).
+"""G.711 μ-law / A-law tables (codecs/g711_tables.py) and the codec objects (codecs/g711.py).
 
 Reference values come from ITU-T G.711 and the Sun reference `g711.c`; the full
 tables are compared with Python's `audioop` where it still exists.
@@ -13,7 +13,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from sentiric_media.media import codecs, g711
+from sentiric_media.media import codecs
+from sentiric_media.media.codecs import g711_tables as g711
 
 ALL_PCM = np.arange(-32768, 32768, dtype=np.int16)
 ALL_CODES = bytes(range(256))
@@ -180,13 +181,16 @@ def test_decode_of_empty_payload() -> None:
 )
 def test_g711_codec_parameters(codec: codecs.Codec, name: str, payload_type: int) -> None:
     assert codec.name == name
-    assert codec.payload_type == payload_type
+    assert codec.static_payload_type == payload_type
     assert codec.sample_rate == 8000
     assert codec.clock_rate == 8000
-    assert codec.samples_per_frame() == 160
-    assert codec.samples_per_frame(30) == 240
-    assert codec.fresh() is codec
+    assert codec.rtpmap == f"{name}/8000"
+    assert not codec.stateful
+    assert codec.format().packet_samples == 160
+    assert codec.format(ptime=30).packet_samples == 240
+    assert codec.format().new_encoder() is codec.format().new_encoder()  # shared, stateless
     assert codecs.STATIC_PAYLOAD_TYPES[payload_type] is codec
+    assert codecs.find_codec(name.lower()) is codec
 
 
 @pytest.mark.parametrize(
@@ -202,15 +206,20 @@ def test_codec_encodes_a_frame_with_its_own_law(
 ) -> None:
     rng = np.random.default_rng(3)
     frame = rng.integers(-32768, 32768, size=160, dtype=np.int16)
-    payload = codec.encode(frame)
+    fmt = codec.format()
+    payload = fmt.new_encoder().encode(frame)
     assert len(payload) == 160
     expected = bytes(int(encode_table[v & 0xFFFF]) for v in frame.tolist())
     assert payload == expected
-    decoded = codec.decode(payload)
+    decoder = fmt.new_decoder()
+    decoded = decoder.decode(payload)
     assert decoded.dtype == np.int16
     np.testing.assert_array_equal(decoded, decode_table[np.frombuffer(payload, np.uint8)])
+    np.testing.assert_array_equal(decoder.conceal(80), np.zeros(80, np.int16))
+    assert decoder.decode_fec(payload, 160) is None
 
 
 def test_pcmu_and_pcma_differ() -> None:
     frame = np.linspace(-20000, 20000, 160).astype(np.int16)
-    assert codecs.PCMU.encode(frame) != codecs.PCMA.encode(frame)
+    ulaw, alaw = codecs.PCMU.format().new_encoder(), codecs.PCMA.format().new_encoder()
+    assert ulaw.encode(frame) != alaw.encode(frame)

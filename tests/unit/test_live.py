@@ -1,13 +1,16 @@
-"""Live caller audio for RecordAudio readers (media/live.py LiveAudioStream)."""
+"""Live caller audio for RecordAudio readers (media/live.py: LiveAudioStream, LiveTap)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from sentiric_media.media.live import LiveAudioStream
+from sentiric_media.media.live import LiveAudioStream, LiveTap
+from sentiric_media.media.placement import Anchor
+from sentiric_media.media.taps import CallerFrame
 
 SOURCE_RATE = 8000
 TICK = 160  # 20 ms at 8 kHz
@@ -30,9 +33,10 @@ async def test_every_message_has_exactly_rate_times_frame_samples(rate: int, fra
     t = np.arange(200 * TICK) / SOURCE_RATE
     signal = np.rint(8000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
     received = []
+    block = ticks_per_message * TICK
     for k in range(200):
-        stream.push(signal[k * TICK : (k + 1) * TICK])
         if (k + 1) % ticks_per_message == 0:
+            stream.push_block(signal[(k + 1) * TICK - block : (k + 1) * TICK])
             message = await stream.next_audio()
             assert message is not None
             assert len(message) == 2 * expected, f"message {len(received)}"
@@ -56,28 +60,37 @@ def test_media_type_is_exact(rate: int) -> None:
 async def test_audio_is_little_endian_s16_and_unchanged_at_equal_rates() -> None:
     stream = LiveAudioStream(SOURCE_RATE, SOURCE_RATE, 20, max_backlog=4)
     frame = np.arange(-80, 80, dtype=np.int16) * 200
-    stream.push(frame)
+    stream.push_block(frame)
     message = await stream.next_audio()
     assert message == frame.astype("<i2").tobytes()
     assert message[:2] == (-16000).to_bytes(2, "little", signed=True)
 
 
-async def test_partial_message_waits_for_enough_ticks() -> None:
+async def test_tap_reads_a_message_only_when_enough_ticks_passed() -> None:
     stream = LiveAudioStream(SOURCE_RATE, SOURCE_RATE, 100, max_backlog=4)
-    for value in range(4):
-        stream.push(tick(value))
+    drops: Counter[str] = Counter()
+    delay = 3 * TICK
+    tap = LiveTap(stream, SOURCE_RATE, TICK, delay, drops)
+    tap.on_tick(0)  # the jitter buffer starts a delay behind the clock
+    for k in range(5):
+        anchor = Anchor(0)
+        tap.on_caller(CallerFrame(k * TICK, k * TICK, anchor, k * TICK, tick(k)))
+    for k in range(1, 4):
+        tap.on_tick(k * TICK)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(stream.next_audio(), 0.05)
-    stream.push(tick(4))
+    tap.on_tick(4 * TICK)  # 100 ms of audio lie a delay behind the clock
     message = await asyncio.wait_for(stream.next_audio(), 1)
     assert message is not None
-    np.testing.assert_array_equal(samples(message), np.repeat(np.arange(5), TICK))
+    expected = np.concatenate([np.zeros(3 * TICK, np.int16), np.repeat(np.arange(2), TICK)])
+    np.testing.assert_array_equal(samples(message), expected)
+    assert not drops
 
 
 async def test_pending_messages_are_merged_for_a_slow_reader() -> None:
     stream = LiveAudioStream(SOURCE_RATE, SOURCE_RATE, 20, max_backlog=10)
     for value in range(3):
-        stream.push(tick(value + 1))
+        stream.push_block(tick(value + 1))
     message = await stream.next_audio()
     assert message is not None
     np.testing.assert_array_equal(samples(message), np.repeat([1, 2, 3], TICK))
@@ -88,19 +101,19 @@ async def test_pending_messages_are_merged_for_a_slow_reader() -> None:
 async def test_oldest_messages_are_dropped_beyond_the_backlog() -> None:
     stream = LiveAudioStream(SOURCE_RATE, SOURCE_RATE, 20, max_backlog=4)
     for value in range(10):
-        stream.push(tick(value))
+        stream.push_block(tick(value))
     assert stream.dropped_messages == 6
     message = await stream.next_audio()
     assert message is not None
     np.testing.assert_array_equal(samples(message), np.repeat([6, 7, 8, 9], TICK))
 
 
-async def test_reader_waiting_is_woken_by_push() -> None:
+async def test_reader_waiting_is_woken_by_push_block() -> None:
     stream = LiveAudioStream(SOURCE_RATE, 16000, 20, max_backlog=4)
     reader = asyncio.ensure_future(stream.next_audio())
     await asyncio.sleep(0.01)
     assert not reader.done()
-    stream.push(tick(100))
+    stream.push_block(tick(100))
     message = await asyncio.wait_for(reader, 1)
     assert message is not None
     assert len(message) == 2 * 320
@@ -108,8 +121,8 @@ async def test_reader_waiting_is_woken_by_push() -> None:
 
 async def test_close_drains_then_ends_with_none() -> None:
     stream = LiveAudioStream(SOURCE_RATE, SOURCE_RATE, 20, max_backlog=8)
-    stream.push(tick(1))
-    stream.push(tick(2))
+    stream.push_block(tick(1))
+    stream.push_block(tick(2))
     stream.close()
     message = await stream.next_audio()
     assert message is not None
@@ -131,7 +144,7 @@ async def test_silence_ticks_keep_the_clock() -> None:
     # Silence is pushed like audio: the stream's length is the call's length.
     stream = LiveAudioStream(SOURCE_RATE, 16000, 20, max_backlog=1000)
     for _ in range(50):
-        stream.push(np.zeros(TICK, dtype=np.int16))
+        stream.push_block(np.zeros(TICK, dtype=np.int16))
     message = await stream.next_audio()
     assert message is not None
     assert len(message) == 2 * 16000

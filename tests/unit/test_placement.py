@@ -42,7 +42,7 @@ def test_lost_packets_leave_a_gap_at_the_right_place() -> None:
 
 def test_scale_maps_rtp_clock_to_session_rate() -> None:
     # G.722: RTP clock 8000 Hz, audio and session at 16000 Hz.
-    placement = CallerPlacement(16000, scale=2)
+    placement = CallerPlacement(16000, clock_rate=8000)
     for k in range(300):
         arrival = 800 + k * 320
         assert placement.place(SSRC, 1000 + k * 160, False, arrival) == arrival

@@ -23,6 +23,7 @@ from sentiric_media.control.recordings import Recordings, StoredRecording
 from sentiric_media.errors import InvalidArgument, MediaError, NotFound
 from sentiric_media.events.bus import EventBus
 from sentiric_media.media.clock import MediaClock
+from sentiric_media.media.encoded import PromptEncodings
 from sentiric_media.media.live import LiveAudioStream
 from sentiric_media.media.playout import Prompt, TtsStream
 from sentiric_media.media.session import MediaSession
@@ -66,6 +67,7 @@ class SessionManager:
         self.clock = clock
         self.bus = bus
         self.prompts = prompts
+        self.encodings = PromptEncodings()
         self.pool = pool or PortPool(settings.even_ports(), settings.port_quarantine_seconds)
         self.by_port: dict[int, MediaSession] = {}
         self.by_call: dict[str, MediaSession] = {}
@@ -157,24 +159,24 @@ class SessionManager:
         self.pool.release(port)
         session.log.info(
             "session ended: %d packets in, %d out, %d lost",
-            session.packets_in,
-            session.packets_out,
-            session.packets_lost,
+            session.stats.packets_in,
+            session.stats.packets_out,
+            session.stats.packets_lost,
         )
         return True
 
     def _retire(self, session: MediaSession) -> None:
-        totals = self.retired
-        totals.packets_in += session.packets_in
-        totals.bytes_in += session.bytes_in
-        totals.packets_out += session.packets_out
-        totals.bytes_out += session.bytes_out
-        totals.packets_lost += session.packets_lost
-        totals.rtcp_received += session.rtcp_in
-        totals.reanchors += session.placement.reanchors
+        totals, stats = self.retired, session.stats
+        totals.packets_in += stats.packets_in
+        totals.bytes_in += stats.bytes_in
+        totals.packets_out += stats.packets_out
+        totals.bytes_out += stats.bytes_out
+        totals.packets_lost += stats.packets_lost
+        totals.rtcp_received += stats.rtcp_in
+        totals.reanchors += stats.reanchors
         totals.sessions += 1
         assert totals.drops is not None
-        totals.drops.update(session.drops)
+        totals.drops.update(stats.drops)
 
     # ---- lookup ----------------------------------------------------------------
 
@@ -215,11 +217,15 @@ class SessionManager:
                 f"{len(session.playout)} prompts already queued on port {port}; StopAudio first"
             )
         samples = await self.prompts.load(source, session.rate)
+        fmt = session.send_format
+        encoded = (
+            await self.encodings.prepare(samples, fmt) if fmt.sample_rate == session.rate else None
+        )
         if session.closed:
             raise NotFound(f"session on RTP port {port} ended while the prompt was loading")
         uri = audio_uri if len(audio_uri) <= 200 else audio_uri[:60] + "…"
         interrupt = True if interruptible is None else interruptible
-        session.enqueue(Prompt(uri, samples, interrupt))
+        session.enqueue(Prompt(uri, samples, interrupt, encoded))
         ms = len(samples) * 1000 // session.rate
         return f"queued {ms} ms of audio ({len(session.playout)} in queue)"
 

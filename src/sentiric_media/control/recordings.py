@@ -146,7 +146,7 @@ class Recordings:
         recording = self.active.pop(session.port, None)
         if recording is None:
             raise FailedPrecondition(f"no recording is running on RTP port {session.port}")
-        if session.recorder is recording.timeline:
+        if session.recorder is not None and session.recorder.timeline is recording.timeline:
             session.detach_recorder()
         entry = recording.entry
         entry.meta.samples = recording.timeline.finish(session.position_now())

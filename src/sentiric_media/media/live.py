@@ -1,21 +1,24 @@
-"""The caller's live audio for one `RecordAudio` reader.
+"""The caller's live audio for one `RecordAudio` reader, and the tap that feeds it.
 
-The session pushes one frame per tick (silence included, so the stream's clock
-is the call's clock). Every `frame_ms` of audio is resampled in one go by a
-stateful resampler and becomes one message of exactly rate·frame_ms/1000
-samples. A reader that falls behind gets the waiting messages merged into one;
-beyond `max_backlog` messages the oldest are dropped and counted. Pushing never
-waits, so a slow reader can never stall the call.
+`LiveTap` keeps the caller's decoded audio in a jitter buffer and, a fixed
+delay behind the clock, reads one whole message of it when it is due (silence
+included, so the stream's clock is the call's clock). Every `frame_ms` of
+audio is resampled in one go by a stateful resampler and becomes one message
+of exactly rate·frame_ms/1000 samples. A reader that falls behind gets the
+waiting messages merged into one; beyond `max_backlog` messages the oldest are
+dropped and counted. Pushing never waits, so a slow reader can never stall the
+call.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 
 from sentiric_media.audio.resample import FrameResampler
+from sentiric_media.media.taps import DelayedTap
 
 
 class LiveAudioStream:
@@ -27,7 +30,6 @@ class LiveAudioStream:
         self.media_type = f"audio/L16;rate={rate}"
         self.max_backlog = max_backlog
         self._ticks_per_message = frame_ms // 20
-        self._collected: list[np.ndarray] = []
         self._resampler = FrameResampler(source_rate, rate)
         self._ready: deque[bytes] = deque()
         self._wakeup = asyncio.Event()
@@ -39,15 +41,6 @@ class LiveAudioStream:
     @property
     def ticks_per_message(self) -> int:
         return self._ticks_per_message
-
-    def push(self, frame: np.ndarray) -> None:
-        """One tick's frame; every `ticks_per_message` frames make a message."""
-        self._collected.append(frame)
-        if len(self._collected) < self._ticks_per_message:
-            return
-        block = self._collected[0] if len(self._collected) == 1 else np.concatenate(self._collected)
-        self._collected.clear()
-        self.push_block(block)
 
     def push_block(self, block: np.ndarray) -> None:
         """A whole message's worth of audio (`ticks_per_message` frames) at once."""
@@ -76,3 +69,33 @@ class LiveAudioStream:
         self.messages += 1
         self.bytes_sent += len(audio)
         return audio
+
+
+class LiveTap(DelayedTap):
+    """Feeds one `LiveAudioStream` from the session's tick, a jitter delay behind the clock."""
+
+    def __init__(
+        self,
+        stream: LiveAudioStream,
+        rate: int,
+        frame_samples: int,
+        delay: int,
+        drops: Counter[str],
+    ) -> None:
+        super().__init__(rate, frame_samples, delay, drops)
+        self.stream = stream
+
+    def on_tick(self, position: int) -> None:
+        jitter = self.buffer(position)
+        # Read a whole message at once when it is due: one read and one
+        # resampling per message instead of per tick.
+        end = position - self.delay + self.frame
+        block = self.stream.ticks_per_message * self.frame
+        if end - jitter.cursor < block:
+            return
+        if end - jitter.cursor > block:
+            jitter.skip_to(end - block)
+        self.stream.push_block(jitter.read(block)[0])
+
+    def close(self) -> None:
+        self.stream.close()

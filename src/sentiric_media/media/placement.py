@@ -1,7 +1,7 @@
 """Where the caller's audio sits on the session clock: RTP timestamp → position.
 
 This is the one place that decides when a caller's sample was heard. A packet's
-position is `extended_timestamp · scale + offset`, where the offset is the
+position is `extended_timestamp · rate / clock_rate + offset`, where the offset is the
 smallest transit time (arrival position − timestamp) seen on the stream: the
 fastest packets define when audio "arrived", so jitter only ever makes packets
 late, never moves the speech. Positions therefore come from RTP timestamps, and
@@ -57,12 +57,13 @@ class CallerPlacement:
         "_recent_minima",
         "anchor",
         "bucket_samples",
+        "clock_rate",
         "drift_samples",
         "jump_samples",
         "marker_gap_samples",
         "marker_jump_samples",
+        "rate",
         "reanchors",
-        "scale",
         "settle_samples",
         "ssrc",
         "stamp",
@@ -72,14 +73,16 @@ class CallerPlacement:
     def __init__(
         self,
         rate: int,
-        scale: int = 1,
+        clock_rate: int | None = None,
         drift_ms: int = 5,
         settle_ms: int = 2,
         jump_ms: int = 1000,
         marker_jump_ms: int = 100,
         window_seconds: int = 3,
     ) -> None:
-        self.scale = scale
+        # RTP clock units → samples at `rate` (G.722: clock 8000, audio 16000).
+        self.rate = rate
+        self.clock_rate = clock_rate or rate
         self.drift_samples = rate * drift_ms // 1000
         self.settle_samples = rate * settle_ms // 1000
         self.jump_samples = rate * jump_ms // 1000
@@ -113,12 +116,12 @@ class CallerPlacement:
             self.ssrc = ssrc
             self._ext_ts = timestamp
             self._last_ts = timestamp
-            self._anchor(arrival - timestamp * self.scale, arrival)
+            self._anchor(arrival - self.samples(timestamp), arrival)
         else:
             step = (timestamp - self._last_ts) % _TS_MOD
             self._ext_ts += step - _TS_MOD if step >= _TS_HALF else step
             self._last_ts = timestamp
-            transit = arrival - self._ext_ts * self.scale
+            transit = arrival - self.samples(self._ext_ts)
             deviation = transit - self.anchor.offset
             silent_gap = arrival - self._last_arrival > self.marker_gap_samples
             if abs(deviation) > self.jump_samples or (
@@ -130,8 +133,14 @@ class CallerPlacement:
                 self.anchor.offset = transit
             self._track_minimum(transit, arrival)
         self._last_arrival = arrival
-        self.stamp = self._ext_ts * self.scale
+        self.stamp = self.samples(self._ext_ts)
         return self.stamp + self.anchor.offset
+
+    def samples(self, timestamp: int) -> int:
+        """RTP clock units in samples at the session rate."""
+        if self.clock_rate == self.rate:
+            return timestamp
+        return timestamp * self.rate // self.clock_rate
 
     def _anchor(self, transit: int, arrival: int) -> None:
         self.anchor = Anchor(transit)

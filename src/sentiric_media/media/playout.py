@@ -18,6 +18,7 @@ import numpy as np
 
 from sentiric_media.audio.pcm import mix, pad_to
 from sentiric_media.audio.resample import ChunkResampler
+from sentiric_media.media.encoded import EncodedPrompt
 
 Emit = Callable[[str, dict[str, Any]], None]
 
@@ -29,15 +30,22 @@ FINISHED = "finished"
 class Prompt:
     """A decoded prompt played from its first to its last sample."""
 
-    def __init__(self, uri: str, samples: np.ndarray, interruptible: bool) -> None:
+    def __init__(
+        self,
+        uri: str,
+        samples: np.ndarray,
+        interruptible: bool,
+        encoded: EncodedPrompt | None = None,
+    ) -> None:
         self.uri = uri
         self.interruptible = interruptible
         self._samples = samples
+        self._encoded = encoded
         self._cursor = 0
         self.frames_played = 0
-        # Where the last whole frame came from, so its encoding can be taken from
-        # the prompt's cached encoding instead of being computed per session.
-        self.last_slice: tuple[np.ndarray, int] | None = None
+        # Where the last whole frame came from, so its packet can be taken from
+        # the prompt's shared encoding instead of being encoded per session.
+        self.last_slice: tuple[EncodedPrompt, int] | None = None
 
     def pull(self, count: int) -> np.ndarray | str:
         if self._cursor >= len(self._samples):
@@ -48,7 +56,8 @@ class Prompt:
         self.frames_played += 1
         if len(frame) < count:
             return pad_to(frame, count)
-        self.last_slice = (self._samples, start)
+        if self._encoded is not None:
+            self.last_slice = (self._encoded, start)
         return frame
 
     def cancel(self) -> None:
@@ -166,7 +175,7 @@ class Playout:
         self._items: deque[PlayoutItem] = deque()
         self._started = False
         self.echo: deque[np.ndarray] | None = None
-        self.prompt_slice: tuple[np.ndarray, int] | None = None
+        self.prompt_slice: tuple[EncodedPrompt, int] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -188,8 +197,8 @@ class Playout:
     def next_frame(self) -> np.ndarray | None:
         """The frame to send at this tick, or None for silence.
 
-        Afterwards `prompt_slice` is (prompt samples, offset) when the frame is an
-        unaltered slice of a prompt, else None.
+        Afterwards `prompt_slice` is (the prompt's shared encoding, offset) when
+        the frame is an unaltered slice of an encoded prompt, else None.
         """
         self.prompt_slice = None
         frame = self._next_item_frame()

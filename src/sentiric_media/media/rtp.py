@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 RTP_VERSION = 2
 HEADER_SIZE = 12
@@ -25,6 +26,17 @@ class MalformedPacket(ValueError):
         self.reason = reason
 
 
+class RtpHeader(NamedTuple):
+    """What the receive path needs of a packet."""
+
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    marker: bool
+    payload: bytes
+
+
 def is_rtcp(datagram: bytes) -> bool:
     """RFC 5761 demultiplexing: RTCP packet types 192-223 read as RTP PT 64-95."""
     return (
@@ -32,8 +44,8 @@ def is_rtcp(datagram: bytes) -> bool:
     )
 
 
-def parse_rtp(datagram: bytes) -> tuple[int, int, int, int, bool, bytes]:
-    """Parse one RTP packet into `(payload_type, sequence, timestamp, ssrc, marker, payload)`.
+def parse_rtp(datagram: bytes) -> RtpHeader:
+    """Parse one RTP packet.
 
     Raises `MalformedPacket` for anything shorter than its own header says, a
     wrong version or bad padding. Call `is_rtcp` first on a shared port.
@@ -58,7 +70,9 @@ def parse_rtp(datagram: bytes) -> tuple[int, int, int, int, bool, bytes]:
         end -= padding
     if start > end:
         raise MalformedPacket("truncated_header", f"header {start} > {end} bytes")
-    return second & 0x7F, sequence, timestamp, ssrc, bool(second & 0x80), datagram[start:end]
+    return RtpHeader(
+        second & 0x7F, sequence, timestamp, ssrc, bool(second & 0x80), datagram[start:end]
+    )
 
 
 def build_rtp(

@@ -60,13 +60,16 @@ class ReceiveStats:
     def lost(self) -> int:
         return max(0, self.expected - self.received)
 
-    def update(self, seq: int, transit: int) -> int:
+    def update(self, seq: int, transit: int | None) -> int:
         """Count one packet; return its extended sequence number.
 
         Returns `DUPLICATE` for a packet seen before and `UNCONFIRMED_JUMP` for the
         first packet after a large sequence jump; the caller drops both.
 
-        `transit` is arrival time minus RTP timestamp, both in RTP clock units.
+        `transit` is arrival time minus RTP timestamp, both in RTP clock units;
+        None for packets whose timestamp is not a sampling instant (an RFC 4733
+        event keeps its start timestamp for its whole duration), which
+        therefore do not enter the jitter estimate.
         """
         delta = (seq - self.max_seq) % _SEQ_MOD
         if delta < MAX_DROPOUT:
@@ -94,6 +97,8 @@ class ReceiveStats:
             return DUPLICATE
         self._seen[slot] = extended
         self.received += 1
+        if transit is None:
+            return extended
         if self._last_transit is not None:
             difference = abs(transit - self._last_transit)
             self.jitter += (difference - self.jitter) / 16

@@ -25,7 +25,7 @@ import numpy as np
 
 from sentiric_media.api.v1 import media_pb2 as pb
 from sentiric_media.api.v1 import media_pb2_grpc
-from sentiric_media.media.codecs import PCMU
+from sentiric_media.media.codecs.g711 import ULAW
 from sentiric_media.media.rtp import build_rtp, parse_rtp
 
 PROMPT_URI = "file://audio/demo/welcome.wav"
@@ -68,7 +68,7 @@ async def _talk(line: PhoneLine, port: int, host: str, pcm: np.ndarray, seconds:
         delay = start + index * 0.02 - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        payload = PCMU.encode(pcm[index * 160 : (index + 1) * 160])
+        payload = ULAW.encode(pcm[index * 160 : (index + 1) * 160])
         packet = build_rtp(0, index, index * 160, 0xDE30, payload, marker=index == 0)
         line.transport.sendto(packet, (host, port))
     return frames

@@ -1,4 +1,4 @@
-"""G.711 μ-law (PCMU) and A-law (PCMA) by lookup table.
+"""G.711 μ-law and A-law lookup tables (the codec objects are in `g711`).
 
 The tables are computed once at import from the ITU-T G.711 segment rules (the
 same arithmetic as the reference `g711.c`), vectorised with numpy; encoding or

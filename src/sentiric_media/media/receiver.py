@@ -1,0 +1,292 @@
+"""The receive path of one session: parsed RTP in, the caller's decoded audio out.
+
+    datagram ─► parse (on arrival: nothing else) ─► pending
+    tick: pending ─► payload type split (audio / comfort noise / telephone-event)
+                 ─► RFC 3550 stats ─► placement (RTP timestamp → clock position)
+                 ─► sequence order ─► decoder (PLC / FEC for losses) ─► taps
+
+Every packet of the caller's SSRC counts as received, comfort noise (RFC 3389)
+and telephone-events included; only audio is decoded. Stateful decoders
+(G.722, Opus, G.729) must see their packets in sequence order, once each, so
+a packet after a gap waits up to `reorder_ms` for the missing one; after
+that the gap is concealed by the codec (Opus recovers a single lost packet
+from the next one's in-band FEC). A stateless codec (G.711) has nothing to
+conceal and no state to corrupt: its late packets are still decoded, so the
+recording keeps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from sentiric_media.audio.resample import FrameResampler
+from sentiric_media.media.codecs import (
+    COMFORT_NOISE_PAYLOAD_TYPE,
+    PCMA,
+    PCMU,
+    Decoder,
+    MediaFormat,
+)
+from sentiric_media.media.placement import Anchor, CallerPlacement
+from sentiric_media.media.rtp import RtpHeader
+from sentiric_media.media.rtpstats import DUPLICATE, MAX_DROPOUT
+from sentiric_media.media.stats import SessionStats
+from sentiric_media.media.taps import CallerFrame, Tap
+
+# A flood beyond this many packets between two ticks (20 ms) is dropped, not queued.
+MAX_PENDING = 256
+# Packets waiting for a missing one, at most; beyond this the gap is given up.
+MAX_HELD = 16
+# Longest loss that is concealed by the codec; longer gaps stay silent.
+MAX_CONCEAL_MS = 120
+
+
+class _Packet(NamedTuple):
+    """A packet accepted by the statistics, waiting for its turn to be decoded."""
+
+    extended: int  # extended sequence number
+    payload_type: int
+    payload: bytes
+    position: int
+    stamp: int
+    anchor: Anchor
+    arrival: int
+    audio: bool  # False for comfort noise and telephone-events: counted, not decoded
+
+
+class _Decoding:
+    """A decoder for one payload type, resampled to the session rate where they differ."""
+
+    __slots__ = ("decoder", "ratio", "resampler", "stateful")
+
+    def __init__(self, fmt: MediaFormat, rate: int) -> None:
+        self.decoder: Decoder = fmt.new_decoder()
+        self.stateful = fmt.codec.stateful
+        self.ratio = (rate, fmt.sample_rate)
+        self.resampler = FrameResampler(fmt.sample_rate, rate) if fmt.sample_rate != rate else None
+
+    def _out(self, pcm: np.ndarray) -> np.ndarray:
+        return pcm if self.resampler is None else self.resampler.process(pcm)
+
+    def decode(self, payload: bytes) -> np.ndarray:
+        return self._out(self.decoder.decode(payload))
+
+    def conceal(self, samples: int, next_payload: bytes, single: bool) -> np.ndarray:
+        """`samples` (at the session rate) lost before `next_payload`."""
+        rate, codec_rate = self.ratio
+        count = samples * codec_rate // rate
+        pcm = self.decoder.decode_fec(next_payload, count) if single else None
+        return self._out(self.decoder.conceal(count) if pcm is None else pcm)
+
+
+class RtpReceiver:
+    """Parsed packets of the caller → decoded `CallerFrame`s for the session's taps."""
+
+    def __init__(
+        self,
+        stats: SessionStats,
+        rate: int,
+        to_position: Callable[[float, int], int],
+        log: logging.LoggerAdapter[logging.Logger],
+        reorder_ms: int = 30,
+    ) -> None:
+        self.stats = stats
+        self.rate = rate
+        self._to_position = to_position
+        self.log = log
+        self.pending: list[tuple[RtpHeader, float]] = []
+        self.last_packet_at: float | None = None
+        self.timed_out = False
+        self._reorder_wait = rate * reorder_ms // 1000
+        self.placement = CallerPlacement(rate)
+        # The payload types accepted. Until NegotiateSdp, both G.711 laws, and
+        # `detected` is told the format of the caller's first audio packet.
+        self.formats: dict[int, MediaFormat] = {0: PCMU.format(), 8: PCMA.format()}
+        self.dtmf_payload_type: int | None = None
+        self.detected: Callable[[MediaFormat], None] | None = None
+        self._decoding: dict[int, _Decoding] = {}
+        self._ssrc: int | None = None
+        self._next: int | None = None  # next extended sequence number to decode
+        self._held: dict[int, _Packet] = {}
+        self._last_end: tuple[int, int, Anchor] | None = None  # (position, stamp, anchor)
+
+    # ---- arrival --------------------------------------------------------------------
+
+    def append(self, header: RtpHeader) -> None:
+        """Queue a parsed packet for the next tick (the only work done on arrival)."""
+        if len(self.pending) >= MAX_PENDING:
+            self.stats.drops["overflow"] += 1
+            return
+        self.pending.append((header, time.monotonic()))
+
+    # ---- negotiation ------------------------------------------------------------------
+
+    def set_formats(self, formats: dict[int, MediaFormat], dtmf_payload_type: int | None) -> None:
+        """Accept these payload types from now on (a re-offer changes them in place)."""
+        for payload_type, fmt in formats.items():
+            old = self.formats.get(payload_type)
+            if old is None or old.encoder_key != fmt.encoder_key:
+                self._decoding.pop(payload_type, None)
+        self.formats = dict(formats)
+        self.dtmf_payload_type = dtmf_payload_type
+        self.detected = None
+        if formats:
+            # One RTP clock per stream (RFC 3550); G.722's is 8000 for 16 kHz audio.
+            self.placement.clock_rate = next(iter(formats.values())).clock_rate
+
+    # ---- the tick ----------------------------------------------------------------------
+
+    def drain(self, taps: Sequence[Tap], position: int) -> None:
+        """Process what arrived since the last tick and hand decoded audio to `taps`."""
+        if self.pending:
+            self._receive(taps)
+        if self._held:
+            self._release(taps, position - self._reorder_wait)
+
+    def _receive(self, taps: Sequence[Tap]) -> None:
+        packets, self.pending = self.pending, []
+        stats, placement, to_position, rate = (
+            self.stats,
+            self.placement,
+            self._to_position,
+            self.rate,
+        )
+        for header, arrival in packets:
+            payload_type, sequence, timestamp, ssrc, marker, payload = header
+            fmt = self.formats.get(payload_type)
+            audio = fmt is not None
+            if fmt is None:
+                if payload_type not in (COMFORT_NOISE_PAYLOAD_TYPE, self.dtmf_payload_type):
+                    stats.drops["unsupported_payload_type"] += 1
+                    continue
+                # Comfort noise and telephone-events: counted and kept in sequence
+                # order, never decoded as audio.
+            elif self.detected is not None:
+                self.detected(fmt)
+                self.detected = None
+            arrival_position = to_position(arrival, rate)
+            stream = stats.stream
+            if stream is None or ssrc != self._ssrc:
+                self._ssrc = ssrc
+                self._end_stream(taps)
+                stream = stats.new_stream(sequence)
+            event = payload_type == self.dtmf_payload_type
+            transit = None if event else arrival_position - placement.samples(timestamp)
+            extended = stream.update(sequence, transit)
+            if extended < 0:
+                stats.drops["duplicate" if extended == DUPLICATE else "sequence_jump"] += 1
+                continue
+            self.last_packet_at = arrival
+            if event:
+                # Telephone-events hold one timestamp for a whole key press: they
+                # must not move the caller's timing.
+                packet = _Packet(extended, payload_type, payload, 0, 0, placement.anchor, 0, False)
+            else:
+                position = placement.place(ssrc, timestamp, marker, arrival_position)
+                packet = _Packet(
+                    extended,
+                    payload_type,
+                    payload,
+                    position,
+                    placement.stamp,
+                    placement.anchor,
+                    arrival_position,
+                    audio,
+                )
+            self._order(packet, taps)
+        stats.reanchors = placement.reanchors
+        if self.timed_out and self.last_packet_at is not None:
+            self.timed_out = False
+            self.log.info("caller RTP resumed")
+
+    def _end_stream(self, taps: Sequence[Tap]) -> None:
+        """A new SSRC (or a restart): decode what the old stream left, then start over."""
+        for extended in sorted(self._held):
+            self._deliver(self._held[extended], taps)
+        self._held.clear()
+        self._next = None
+        self._last_end = None
+
+    # ---- sequence order -----------------------------------------------------------------
+
+    def _order(self, packet: _Packet, taps: Sequence[Tap]) -> None:
+        expected = self._next
+        extended = packet.extended
+        if expected is None or extended == expected:
+            self._deliver(packet, taps)
+            if self._held:
+                self._deliver_consecutive(taps)
+            return
+        if extended < expected:
+            if extended + MAX_DROPOUT < expected:  # the sender restarted its sequence
+                self._end_stream(taps)
+                self._deliver(packet, taps)
+            elif packet.audio and not self._decoding_for(packet.payload_type).stateful:
+                self._emit(packet, self._decoding_for(packet.payload_type), taps)
+            else:
+                self.stats.drops["late"] += 1
+            return
+        self._held[extended] = packet
+        if len(self._held) > MAX_HELD:
+            self._give_up_gap(taps)
+
+    def _release(self, taps: Sequence[Tap], arrived_before: int) -> None:
+        """Give up gaps whose next packet has waited long enough."""
+        while self._held and self._held[min(self._held)].arrival <= arrived_before:
+            self._give_up_gap(taps)
+
+    def _give_up_gap(self, taps: Sequence[Tap]) -> None:
+        first = min(self._held)
+        packet = self._held.pop(first)
+        assert self._next is not None
+        if packet.audio:
+            self._conceal(packet, single=first - self._next == 1, taps=taps)
+        self._deliver(packet, taps)
+        self._deliver_consecutive(taps)
+
+    def _deliver_consecutive(self, taps: Sequence[Tap]) -> None:
+        while (packet := self._held.pop(self._next, None)) is not None:  # type: ignore[arg-type]
+            self._deliver(packet, taps)
+
+    def _deliver(self, packet: _Packet, taps: Sequence[Tap]) -> None:
+        self._next = packet.extended + 1
+        if packet.audio:
+            self._emit(packet, self._decoding_for(packet.payload_type), taps)
+
+    # ---- decoding -----------------------------------------------------------------
+
+    def _decoding_for(self, payload_type: int) -> _Decoding:
+        decoding = self._decoding.get(payload_type)
+        if decoding is None:
+            decoding = self._decoding[payload_type] = _Decoding(
+                self.formats[payload_type], self.rate
+            )
+        return decoding
+
+    def _emit(self, packet: _Packet, decoding: _Decoding, taps: Sequence[Tap]) -> None:
+        pcm = decoding.decode(packet.payload)
+        count = len(pcm)
+        self._last_end = (packet.position + count, packet.stamp + count, packet.anchor)
+        frame = CallerFrame(packet.position, packet.stamp, packet.anchor, packet.arrival, pcm)
+        for tap in taps:
+            tap.on_caller(frame)
+
+    def _conceal(self, packet: _Packet, single: bool, taps: Sequence[Tap]) -> None:
+        """The audio lost before `packet`, by the codec's PLC or FEC (stateful codecs only)."""
+        decoding = self._decoding_for(packet.payload_type)
+        if not decoding.stateful or self._last_end is None:
+            return
+        position, stamp, anchor = self._last_end
+        missing = packet.stamp - stamp
+        if not 0 < missing <= self.rate * MAX_CONCEAL_MS // 1000:
+            return
+        pcm = decoding.conceal(missing, packet.payload, single)
+        self.stats.concealed_samples += len(pcm)
+        frame = CallerFrame(position, stamp, anchor, packet.arrival, pcm)
+        for tap in taps:
+            tap.on_caller(frame)
