@@ -16,8 +16,16 @@ COMFORT_NOISE_PAYLOAD_TYPE = 13
 
 
 def _registry() -> tuple[dict[str, Codec], dict[str, str]]:
+    # Imported here: each module probes its library (PyAV, libopus0, libbcg729-0) once.
+    from sentiric_media.media.codecs import g722, g729, opus
+
     codecs = {PCMU.key: PCMU, PCMA.key: PCMA}
     missing: dict[str, str] = {}
+    for name, module in (("G722", g722), ("opus", opus), ("G729", g729)):
+        if module.CODEC is not None:
+            codecs[module.CODEC.key] = module.CODEC
+        else:
+            missing[name] = module.UNAVAILABLE_REASON or "unavailable"
     return codecs, missing
 
 
