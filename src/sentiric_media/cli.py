@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="act as a phone against a running service")
     demo.add_argument("--grpc", default="127.0.0.1:13031", help="service gRPC address")
     demo.add_argument("--seconds", type=float, default=4.0, help="how long the phone talks")
+    demo.add_argument(
+        "--codec",
+        default="pcmu",
+        choices=("pcmu", "pcma", "g722", "opus", "g729"),
+        help="the codec the phone offers by SDP (NegotiateSdp) and talks",
+    )
     inspect = commands.add_parser("inspect", help="show each party's speech in a recording")
     inspect.add_argument("file", help="a recording (WAV, FLAC, ...)")
     inspect.add_argument("--png", help="also draw the waveform with the segments shaded")
@@ -33,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from sentiric_media.tools.demo import run_demo
 
-        return uvloop.run(run_demo(args.grpc, args.seconds))
+        return uvloop.run(run_demo(args.grpc, args.seconds, args.codec))
     from sentiric_media.tools.inspect import run_inspect
 
     return run_inspect(args.file, args.png)

@@ -8,12 +8,16 @@ value stops the service at start-up with a message naming the variable
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# SDP encoding names the service knows (whether this machine has their library or not).
+KNOWN_CODECS = ("opus", "g722", "pcmu", "pcma", "g729")
 
 
 class SettingsError(Exception):
@@ -48,6 +52,9 @@ class Settings(BaseSettings):
         30.0, alias="RTP_SESSION_INACTIVITY_TIMEOUT_SECONDS", gt=0, le=86400
     )
     jitter_buffer_ms: int = Field(60, alias="RTP_JITTER_BUFFER_MS", ge=20, le=500)
+    rtp_advertised_address: str | None = Field(None, alias="RTP_SERVICE_ADVERTISED_ADDRESS")
+    # What the service offers and accepts, in the order of its own offers.
+    codecs: str = Field("opus,G722,PCMU,PCMA,G729", alias="MEDIA_SERVICE_CODECS")
 
     # --- prompts and live audio --------------------------------------------------
     assets_base_path: Path = Field(Path("assets"), alias="ASSETS_BASE_PATH")
@@ -113,7 +120,37 @@ class Settings(BaseSettings):
         for name, value in tls.items():
             if value is not None and not value.is_file():
                 raise ValueError(f"{name}: no such file: {value}")
+        unknown = [name for name in self.codec_names if name.lower() not in KNOWN_CODECS]
+        if unknown or not self.codec_names:
+            raise ValueError(
+                f"MEDIA_SERVICE_CODECS ({self.codecs!r}): unknown codec {', '.join(unknown)}; "
+                f"use names from {', '.join(KNOWN_CODECS)}"
+                if unknown
+                else "MEDIA_SERVICE_CODECS is empty"
+            )
+        if self.rtp_advertised_address is not None:
+            try:
+                ipaddress.ip_address(self.rtp_advertised_address)
+            except ValueError:
+                raise ValueError(
+                    f"RTP_SERVICE_ADVERTISED_ADDRESS ({self.rtp_advertised_address!r}) "
+                    "is not an IP address"
+                ) from None
         return self
+
+    @property
+    def codec_names(self) -> list[str]:
+        """`MEDIA_SERVICE_CODECS` as a list of SDP encoding names, in order."""
+        return [name.strip() for name in self.codecs.split(",") if name.strip()]
+
+    @property
+    def sdp_address(self) -> str | None:
+        """The address our SDP names: the advertised one, else a non-wildcard listen address."""
+        if self.rtp_advertised_address:
+            return self.rtp_advertised_address
+        if ipaddress.ip_address(self.rtp_listen_address).is_unspecified:
+            return None
+        return self.rtp_listen_address
 
     def even_ports(self) -> range:
         """The RTP ports the pool hands out: the even ports of [min, max]."""

@@ -12,27 +12,15 @@ import pytest
 from sentiric_media.api.v1 import media_pb2 as pb
 from tests.integration.helpers import allocate, rpc_error, stream_error
 
-SDP_OFFER = (
-    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
-    "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
-)
-
 
 def _unary_requests(port: int) -> dict[str, object]:
     return {
-        "NegotiateSdp": pb.NegotiateSdpRequest(
-            server_rtp_port=port,
-            remote_sdp=SDP_OFFER,
-            type=pb.SDP_TYPE_OFFER,
-            codec_preferences=["PCMU"],
-        ),
         "SendDtmf": pb.SendDtmfRequest(server_rtp_port=port, digits="123#", duration_ms=100),
         "GetSessionStats": pb.GetSessionStatsRequest(server_rtp_port=port),
     }
 
 
-@pytest.mark.parametrize("method", ["NegotiateSdp", "SendDtmf", "GetSessionStats"])
+@pytest.mark.parametrize("method", ["SendDtmf", "GetSessionStats"])
 async def test_unbuilt_unary_rpcs_are_unimplemented(stub, method):
     port = await allocate(stub, "err-unimpl")
     request = _unary_requests(port)[method]

@@ -18,7 +18,7 @@ from sentiric_media.api.v1 import media_pb2_grpc as pb_grpc
 from sentiric_media.control.manager import SessionManager
 from sentiric_media.errors import InvalidArgument
 from sentiric_media.media.playout import TtsStream
-from sentiric_media.media.transport import looks_like_host_port
+from sentiric_media.media.transport import format_address, looks_like_host_port
 from sentiric_media.observability.logging import call_id_var, trace_id_var
 
 log = logging.getLogger("sentiric_media.api")
@@ -78,6 +78,30 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
         stored = await self.manager.stop_recording(request.server_rtp_port)
         return pb.StopRecordingResponse(
             success=True, recording_uri=stored.uri, duration_ms=stored.duration_ms
+        )
+
+    @unary
+    async def NegotiateSdp(self, request: pb.NegotiateSdpRequest, context: Any) -> Any:
+        negotiated = self.manager.negotiate(
+            request.server_rtp_port,
+            request.remote_sdp,
+            request.type,
+            list(request.codec_preferences),
+            request.srtp,
+            request.public_address,
+        )
+        agreement = negotiated.agreement
+        if agreement is None:  # our offer: nothing agreed until the answer comes
+            return pb.NegotiateSdpResponse(local_sdp=negotiated.local_sdp)
+        send = agreement.send
+        return pb.NegotiateSdpResponse(
+            local_sdp=negotiated.local_sdp,
+            codec=send.name,
+            payload_type=send.payload_type,
+            clock_rate=send.clock_rate,
+            dtmf_payload_type=agreement.dtmf_payload_type or 0,
+            srtp_suite="",
+            remote_rtp_addr=format_address(agreement.remote),
         )
 
     @streaming

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sentiric_media.audio.prompts import PromptLibrary
 from sentiric_media.audio.uri import ControlCommand, parse_audio_uri
 from sentiric_media.config import Settings
+from sentiric_media.control.negotiator import Negotiated, Negotiator
 from sentiric_media.control.ports import PortPool
 from sentiric_media.control.recordings import Recordings, StoredRecording
 from sentiric_media.errors import InvalidArgument, MediaError, NotFound
@@ -68,6 +69,7 @@ class SessionManager:
         self.bus = bus
         self.prompts = prompts
         self.encodings = PromptEncodings()
+        self.negotiator = Negotiator(settings)
         self.pool = pool or PortPool(settings.even_ports(), settings.port_quarantine_seconds)
         self.by_port: dict[int, MediaSession] = {}
         self.by_call: dict[str, MediaSession] = {}
@@ -241,6 +243,19 @@ class SessionManager:
         session.set_echo(enabled)
         session.log.info("echo %s", "enabled" if enabled else "disabled")
         return f"echo {'enabled' if enabled else 'disabled'}"
+
+    def negotiate(
+        self,
+        port: int,
+        remote_sdp: str,
+        sdp_type: int,
+        preferences: list[str],
+        srtp: int,
+        public_address: str,
+    ) -> Negotiated:
+        return self.negotiator.negotiate(
+            self.session(port), remote_sdp, sdp_type, preferences, srtp, public_address
+        )
 
     def stop_audio(self, port: int) -> int:
         return self.session(port).playout.stop()

@@ -102,6 +102,7 @@ class RtpReceiver:
         self.pending: list[tuple[RtpHeader, float]] = []
         self.last_packet_at: float | None = None
         self.timed_out = False
+        self._reorder_ms = reorder_ms
         self._reorder_wait = rate * reorder_ms // 1000
         self.placement = CallerPlacement(rate)
         # The payload types accepted. Until NegotiateSdp, both G.711 laws, and
@@ -125,6 +126,18 @@ class RtpReceiver:
         self.pending.append((header, time.monotonic()))
 
     # ---- negotiation ------------------------------------------------------------------
+
+    def set_rate(self, rate: int) -> None:
+        """Work at `rate` from now on (only while no consumer holds audio at the old one)."""
+        if rate == self.rate:
+            return
+        self._end_stream(())
+        self.rate = rate
+        self._reorder_wait = rate * self._reorder_ms // 1000
+        reanchors = self.placement.reanchors
+        self.placement = CallerPlacement(rate, self.placement.clock_rate)
+        self.placement.reanchors = reanchors
+        self._decoding.clear()
 
     def set_formats(self, formats: dict[int, MediaFormat], dtmf_payload_type: int | None) -> None:
         """Accept these payload types from now on (a re-offer changes them in place)."""

@@ -50,6 +50,16 @@ class RtpSender:
         self._next_timestamp = 0
         self._cached: tuple[EncodedPrompt, int] | None = None
 
+    def set_rate(self, rate: int) -> None:
+        """Frames come at `rate` from now on."""
+        self.rate = rate
+        self._resampler = (
+            ChunkResampler(rate, self.format.sample_rate)
+            if self.format.sample_rate != rate
+            else None
+        )
+        self.pause()
+
     def set_format(self, fmt: MediaFormat) -> None:
         """Send in `fmt` from the next frame on (a re-offer changes it in place)."""
         if fmt == self.format:
@@ -57,10 +67,7 @@ class RtpSender:
         if fmt.encoder_key != self.format.encoder_key:
             self._encoder = fmt.new_encoder()
         self.format = fmt
-        self._resampler = (
-            ChunkResampler(self.rate, fmt.sample_rate) if fmt.sample_rate != self.rate else None
-        )
-        self.pause()
+        self.set_rate(self.rate)
 
     def pause(self) -> None:
         """No frame this tick: the next one starts a talkspurt."""

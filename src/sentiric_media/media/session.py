@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.echo import EchoTap
 from sentiric_media.media.live import LiveAudioStream, LiveTap
+from sentiric_media.media.negotiation import OfferState
 from sentiric_media.media.playout import Playout, PlayoutItem
 from sentiric_media.media.receiver import RtpReceiver
 from sentiric_media.media.recorder import RecorderTap
@@ -63,6 +65,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self.created_at = time.monotonic()
         self.transport: asyncio.DatagramTransport | None = None
         self.phase_offset = 0
+        self._phase = 0
         self.closed = False
         self.source: Address | None = None
         self.stats = SessionStats()
@@ -76,6 +79,11 @@ class MediaSession(asyncio.DatagramProtocol):
         self.recorder: RecorderTap | None = None
         self._live_tap: LiveTap | None = None
         self._echo_tap: EchoTap | None = None
+        self._negotiated_remote: Address | None = None
+        # SDP o= line: one session id for the session's life, a version per new SDP.
+        self.sdp_session_id = random.getrandbits(31)
+        self.sdp_version = 0
+        self.pending_offer: OfferState | None = None  # our SDP offer awaiting its answer
 
     @property
     def frame_samples(self) -> int:
@@ -98,8 +106,8 @@ class MediaSession(asyncio.DatagramProtocol):
     def start(self, transport: asyncio.DatagramTransport) -> None:
         self.transport = transport
         self.sender.transport = transport
-        phase = self._clock.attach(self)
-        self.phase_offset = self.frame_samples * phase // self._clock.phases
+        self._phase = self._clock.attach(self)
+        self.phase_offset = self.frame_samples * self._phase // self._clock.phases
 
     def close(self) -> None:
         """End the session: cancel playout (with events), end the taps, free the socket."""
@@ -171,6 +179,48 @@ class MediaSession(asyncio.DatagramProtocol):
                 tap.on_bot(position, outgoing)
 
     # ---- formats -------------------------------------------------------------------
+
+    def apply_media(
+        self,
+        send: MediaFormat,
+        receive: dict[int, MediaFormat],
+        dtmf_payload_type: int | None,
+        remote: Address | None,
+        sending: bool,
+    ) -> None:
+        """Apply a negotiation (first or re-offer) to the live session, in place.
+
+        The session moves to the codec's rate while nothing holds audio at the old
+        one (the usual case: negotiation before any prompt, recording or live
+        reader); otherwise it keeps its rate and the codec edges resample, so the
+        recording, the live stream and queued prompts go on undisturbed.
+        """
+        rate = send.sample_rate
+        if rate != self.rate and not self.taps and not len(self.playout):
+            self.rate = rate
+            self.phase_offset = self.frame_samples * self._phase // self._clock.phases
+            self.playout.frame_samples = self.frame_samples
+            self.receiver.set_rate(rate)
+            self.sender.set_rate(rate)
+        self.receiver.set_formats(receive, dtmf_payload_type)
+        self.sender.set_format(send)
+        self.sender.sending = sending
+        if remote is not None and remote != self._negotiated_remote:
+            # The peer names a new address (first answer, or a re-INVITE after it
+            # moved): send there, and latch again to its first packet.
+            self._negotiated_remote = remote
+            if self.source is not None and remote != self.source:
+                self.source = None
+            self.set_target(remote)
+        self.log.info(
+            "media: %s/%d pt %d, %d ms%s%s",
+            send.name,
+            send.clock_rate,
+            send.payload_type,
+            send.ptime,
+            f", dtmf pt {dtmf_payload_type}" if dtmf_payload_type is not None else "",
+            "" if sending else ", not sending (peer on hold or sendonly)",
+        )
 
     def _caller_codec(self, fmt: MediaFormat) -> None:
         """Before any negotiation the caller's first packet picks the G.711 law we answer in."""

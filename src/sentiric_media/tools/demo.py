@@ -1,8 +1,9 @@
 """`sentiric-media demo`: a phone call against a running service, from one command.
 
-The demo allocates a port, starts a stereo recording, has the service play a
-prompt to it, talks over the prompt's end (a bundled speech WAV sent as PCMU
-RTP, paced at 20 ms), listens to its own voice through `RecordAudio`, stops the
+The demo allocates a port, offers its codec by SDP (`--codec`, NegotiateSdp),
+starts a stereo recording, has the service play a prompt to it, talks over the
+prompt's end (a bundled speech WAV sent as RTP in the negotiated codec, paced
+at 20 ms), listens to its own voice through `RecordAudio`, stops the
 recording, releases the port and prints what happened. The recording lands
 under the service's recordings folder (`./recordings/demo/` by default), ready
 for `sentiric-media inspect`.
@@ -25,11 +26,34 @@ import numpy as np
 
 from sentiric_media.api.v1 import media_pb2 as pb
 from sentiric_media.api.v1 import media_pb2_grpc
-from sentiric_media.media.codecs.g711 import ULAW
+from sentiric_media.audio.decode import to_rate
+from sentiric_media.media.codecs import CODECS, MediaFormat
 from sentiric_media.media.rtp import build_rtp, parse_rtp
 
 PROMPT_URI = "file://audio/demo/welcome.wav"
 OVERLAP_AFTER = 2.0  # seconds into the prompt when the phone starts talking
+_DYNAMIC_PT = 111  # the phone's payload type for codecs without a static one
+
+
+def phone_offer(fmt: MediaFormat, host: str, port: int) -> str:
+    """The demo phone's SDP offer: one codec and telephone-event, where it listens."""
+    te_rate = 48000 if fmt.clock_rate == 48000 else 8000
+    return "\r\n".join(
+        [
+            "v=0",
+            f"o=demo-phone 1 1 IN IP4 {host}",
+            "s=sentiric-media demo",
+            f"c=IN IP4 {host}",
+            "t=0 0",
+            f"m=audio {port} RTP/AVP {fmt.payload_type} 101",
+            f"a=rtpmap:{fmt.payload_type} {fmt.codec.rtpmap}",
+            f"a=rtpmap:101 telephone-event/{te_rate}",
+            "a=fmtp:101 0-16",
+            "a=ptime:20",
+            "a=sendrecv",
+            "",
+        ]
+    )
 
 
 @dataclass
@@ -60,16 +84,22 @@ def _speech() -> tuple[np.ndarray, bytes]:
     return pcm, data
 
 
-async def _talk(line: PhoneLine, port: int, host: str, pcm: np.ndarray, seconds: float) -> int:
+async def _talk(
+    line: PhoneLine, port: int, host: str, pcm: np.ndarray, fmt: MediaFormat, seconds: float
+) -> int:
+    """Send `pcm` (8 kHz) as 20 ms packets of `fmt`, paced against absolute deadlines."""
     assert line.transport is not None
-    frames = min(len(pcm) // 160, int(seconds * 50))
+    audio = to_rate(pcm.astype(np.float32) / 32768, 8000, fmt.sample_rate)
+    size, step = fmt.packet_samples, fmt.clock_rate // 50
+    encoder = fmt.new_encoder()
+    frames = min(len(audio) // size, int(seconds * 50))
     start = time.monotonic()
     for index in range(frames):
         delay = start + index * 0.02 - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        payload = ULAW.encode(pcm[index * 160 : (index + 1) * 160])
-        packet = build_rtp(0, index, index * 160, 0xDE30, payload, marker=index == 0)
+        payload = encoder.encode(audio[index * size : (index + 1) * size])
+        packet = build_rtp(fmt.payload_type, index, index * step, 0xDE30, payload, index == 0)
         line.transport.sendto(packet, (host, port))
     return frames
 
@@ -81,10 +111,9 @@ async def _listen(stub: media_pb2_grpc.MediaServiceStub, port: int, totals: dict
         totals["media_type"] = message.media_type
 
 
-async def _play(stub: media_pb2_grpc.MediaServiceStub, port: int, target: str, wav: bytes) -> str:
-    request = pb.PlayAudioRequest(
-        audio_uri=PROMPT_URI, server_rtp_port=port, rtp_target_addr=target
-    )
+async def _play(stub: media_pb2_grpc.MediaServiceStub, port: int, wav: bytes) -> str:
+    # No rtp_target_addr: the service sends where the phone's SDP said.
+    request = pb.PlayAudioRequest(audio_uri=PROMPT_URI, server_rtp_port=port)
     try:
         reply = await stub.PlayAudio(request)
         return f"{PROMPT_URI}: {reply.message}"
@@ -97,7 +126,7 @@ async def _play(stub: media_pb2_grpc.MediaServiceStub, port: int, target: str, w
     return f"bundled WAV as data: URI (no {PROMPT_URI} on the service): {reply.message}"
 
 
-async def run_demo(address: str, seconds: float) -> int:
+async def run_demo(address: str, seconds: float, codec: str = "pcmu") -> int:
     host = address.rsplit(":", 1)[0].strip("[]")
     loop = asyncio.get_running_loop()
     line = PhoneLine()
@@ -120,6 +149,23 @@ async def run_demo(address: str, seconds: float) -> int:
             print(f"cannot reach the service at {address}: {exc.code().name} {exc.details()}")
             return 1
         print(f"call {call_id}: service RTP port {port}, phone on {local}:{my_port}")
+        phone_host = "127.0.0.1" if local == "127.0.0.1" else host
+        static = CODECS[codec].static_payload_type
+        fmt = CODECS[codec].format(_DYNAMIC_PT if static is None else static)
+        negotiated = await stub.NegotiateSdp(
+            pb.NegotiateSdpRequest(
+                server_rtp_port=port,
+                remote_sdp=phone_offer(fmt, phone_host, my_port),
+                type=pb.SDP_TYPE_OFFER,
+                public_address=phone_host,
+            ),
+            metadata=metadata,
+        )
+        print(
+            f"negotiated: {negotiated.codec}/{negotiated.clock_rate} payload type "
+            f"{negotiated.payload_type}, telephone-event {negotiated.dtmf_payload_type or 'none'}, "
+            f"service sends to {negotiated.remote_rtp_addr}"
+        )
         totals = {"messages": 0, "bytes": 0, "media_type": ""}
         listener = asyncio.create_task(_listen(stub, port, totals))
         recording_uri = f"file://demo/{call_id}.wav"
@@ -129,9 +175,9 @@ async def run_demo(address: str, seconds: float) -> int:
             ),
             metadata=metadata,
         )
-        print("prompt:", await _play(stub, port, f"127.0.0.1:{my_port}", wav))
+        print("prompt:", await _play(stub, port, wav))
         await asyncio.sleep(OVERLAP_AFTER)
-        sent = await _talk(line, port, "127.0.0.1" if local == "127.0.0.1" else host, pcm, seconds)
+        sent = await _talk(line, port, phone_host, pcm, fmt, seconds)
         await _wait_quiet(line, quiet=0.5, limit=15)
         stored = await stub.StopRecording(
             pb.StopRecordingRequest(server_rtp_port=port), metadata=metadata
@@ -139,7 +185,7 @@ async def run_demo(address: str, seconds: float) -> int:
         await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port), metadata=metadata)
         await asyncio.wait_for(listener, 5)
     line.transport.close()
-    _report(sent, line, totals)
+    _report(sent, fmt.name, line, totals)
     print(
         f"recording: {stored.recording_uri} ({stored.duration_ms} ms, stereo: caller left, "
         f"bot right); see it with: sentiric-media inspect recordings/demo/{call_id}.wav --png "
@@ -156,8 +202,8 @@ async def _wait_quiet(line: PhoneLine, quiet: float, limit: float) -> None:
             return
 
 
-def _report(sent: int, line: PhoneLine, totals: dict) -> None:
-    print(f"phone → service: {sent} PCMU packets ({sent * 20 / 1000:.1f} s of speech)")
+def _report(sent: int, codec: str, line: PhoneLine, totals: dict) -> None:
+    print(f"phone → service: {sent} {codec} packets ({sent * 20 / 1000:.1f} s of speech)")
     received = len(line.arrivals)
     gaps = [b - a for a, b in zip(line.arrivals, line.arrivals[1:], strict=False)]
     missing = (max(line.sequences) - min(line.sequences) + 1 - received) if received else 0

@@ -316,18 +316,22 @@ class RecordingAvailable(_message.Message):
     def __init__(self, recording_uri: _Optional[str] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class QualityReport(_message.Message):
-    __slots__ = ("packets_received", "packets_lost", "jitter_ms", "mos", "packets_sent")
+    __slots__ = ("packets_received", "packets_lost", "jitter_ms", "mos", "packets_sent", "rtt_ms", "peer_loss_fraction")
     PACKETS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     PACKETS_LOST_FIELD_NUMBER: _ClassVar[int]
     JITTER_MS_FIELD_NUMBER: _ClassVar[int]
     MOS_FIELD_NUMBER: _ClassVar[int]
     PACKETS_SENT_FIELD_NUMBER: _ClassVar[int]
+    RTT_MS_FIELD_NUMBER: _ClassVar[int]
+    PEER_LOSS_FRACTION_FIELD_NUMBER: _ClassVar[int]
     packets_received: int
     packets_lost: int
     jitter_ms: float
     mos: float
     packets_sent: int
-    def __init__(self, packets_received: _Optional[int] = ..., packets_lost: _Optional[int] = ..., jitter_ms: _Optional[float] = ..., mos: _Optional[float] = ..., packets_sent: _Optional[int] = ...) -> None: ...
+    rtt_ms: float
+    peer_loss_fraction: float
+    def __init__(self, packets_received: _Optional[int] = ..., packets_lost: _Optional[int] = ..., jitter_ms: _Optional[float] = ..., mos: _Optional[float] = ..., packets_sent: _Optional[int] = ..., rtt_ms: _Optional[float] = ..., peer_loss_fraction: _Optional[float] = ...) -> None: ...
 
 class SendDtmfRequest(_message.Message):
     __slots__ = ("server_rtp_port", "digits", "duration_ms")
