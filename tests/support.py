@@ -129,6 +129,7 @@ async def send_rtp(
     """Send `pcm` as 20 ms RTP packets paced against absolute deadlines."""
     fmt = codec.format()
     frame, encoder = fmt.packet_samples, fmt.new_encoder()
+    step = fmt.clock_rate * fmt.ptime // 1000  # RTP clock units per packet (G.722: 160)
     start = time.monotonic()
     for index in range(len(pcm) // frame):
         deadline = start + index * 0.02
@@ -140,7 +141,7 @@ async def send_rtp(
             build_rtp(
                 fmt.payload_type,
                 first_sequence + index,
-                first_timestamp + index * frame,
+                first_timestamp + index * step,
                 ssrc,
                 encoder.encode(chunk),
                 marker=index == 0,

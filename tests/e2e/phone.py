@@ -18,6 +18,7 @@ import wave
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soxr
@@ -28,7 +29,29 @@ SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 _TIMESPEC = struct.Struct("@qq")
 _RTP_HEADER = struct.Struct("!BBHII")
 
-CODECS = {"PCMU": ("pcm_mulaw", 0, "mulaw"), "PCMA": ("pcm_alaw", 8, "alaw")}
+
+class PhoneCodec(NamedTuple):
+    """How FFmpeg speaks a codec: encoder, payload type, SDP rtpmap, audio rate, raw muxer."""
+
+    encoder: str
+    payload_type: int  # static, or the dynamic one FFmpeg picks by default
+    rtpmap: str
+    rate: int  # audio sample rate (G.722: 16 kHz on an 8 kHz RTP clock)
+    raw_format: str | None = None
+    # Packets FFmpeg sends unpaced at the end of its input (libopus flushes its lookahead).
+    flushed: int = 0
+
+    @property
+    def clock_rate(self) -> int:
+        return int(self.rtpmap.split("/")[1])
+
+
+CODECS = {
+    "PCMU": PhoneCodec("pcm_mulaw", 0, "PCMU/8000", 8000, "mulaw"),
+    "PCMA": PhoneCodec("pcm_alaw", 8, "PCMA/8000", 8000, "alaw"),
+    "G722": PhoneCodec("g722", 9, "G722/8000", 16000),
+    "opus": PhoneCodec("libopus", 97, "opus/48000/2", 48000, flushed=1),
+}
 
 
 # ---- G.711 (ITU-T G.711 expansion, written from the standard) ----------------------------
@@ -113,14 +136,28 @@ def lavfi_source(wav: Path, start: float | None = None, end: float | None = None
 
 
 def ffmpeg_rtp_sender(
-    ffmpeg: str, source: str, port: int, codec: str, host: str = "127.0.0.1"
+    ffmpeg: str,
+    source: str,
+    port: int,
+    codec: str,
+    host: str = "127.0.0.1",
+    *,
+    local_port: int | None = None,
+    sdp_file: Path | None = None,
 ) -> list[str]:
-    encoder, _, _ = CODECS[codec]
+    """FFmpeg sending `source` as RTP in `codec` (a `CODECS` name) to `host:port`.
+
+    `local_port`: the port it sends from (a phone's own RTP port, RTCP one above);
+    `sdp_file`: where FFmpeg writes the SDP describing its stream.
+    """
+    spec = CODECS[codec]
+    url = f"rtp://{host}:{port}" + (f"?localrtpport={local_port}" if local_port else "")
+    sdp = ["-sdp_file", str(sdp_file)] if sdp_file is not None else []
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-re", "-f", "lavfi", "-i", source,
-        "-c:a", encoder, "-ar", "8000", "-ac", "1",
-        "-f", "rtp", f"rtp://{host}:{port}",
+        "-c:a", spec.encoder, "-ar", str(spec.rate), "-ac", "1",
+        *sdp, "-f", "rtp", url,
     ]  # fmt: skip
 
 
@@ -154,22 +191,45 @@ async def finish(process: subprocess.Popen[bytes], limit: float) -> tuple[int, s
     return process.returncode, errors.decode(errors="replace")
 
 
-def write_sdp(path: Path, port: int, payload_type: int = 0, name: str = "PCMU") -> Path:
-    path.write_text(
+def sdp_text(
+    port: int,
+    payload_type: int = 0,
+    name: str = "PCMU",
+    extra: str = "",
+    telephone_event: int | None = None,
+) -> str:
+    """A one-codec audio SDP on 127.0.0.1; `name` is `PCMU` (…/8000) or a full rtpmap.
+
+    `telephone_event`: also offer RFC 4733 events with that payload type, at the codec's clock.
+    """
+    rtpmap = name if "/" in name else f"{name}/8000"
+    formats, events = f"{payload_type}", ""
+    if telephone_event is not None:
+        formats += f" {telephone_event}"
+        clock = rtpmap.split("/")[1]
+        events = (
+            f"a=rtpmap:{telephone_event} telephone-event/{clock}\na=fmtp:{telephone_event} 0-16\n"
+        )
+    return (
         "v=0\n"
         "o=- 0 0 IN IP4 127.0.0.1\n"
         "s=x\n"
         "c=IN IP4 127.0.0.1\n"
         "t=0 0\n"
-        f"m=audio {port} RTP/AVP {payload_type}\n"
-        f"a=rtpmap:{payload_type} {name}/8000\n"
+        f"m=audio {port} RTP/AVP {formats}\n"
+        f"a=rtpmap:{payload_type} {rtpmap}\n"
+        f"{events}{extra}"
     )
+
+
+def write_sdp(path: Path, port: int, payload_type: int = 0, name: str = "PCMU") -> Path:
+    path.write_text(sdp_text(port, payload_type, name))
     return path
 
 
 def encode_g711(ffmpeg: str, wav: Path, codec: str, out: Path) -> bytes:
     """The WAV encoded to raw G.711 by FFmpeg (an encoder that is not the service's)."""
-    encoder, _, raw_format = CODECS[codec]
+    encoder, raw_format = CODECS[codec].encoder, CODECS[codec].raw_format
     subprocess.run(
         [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(wav),
          "-c:a", encoder, "-ar", "8000", "-ac", "1", "-f", raw_format, str(out)],

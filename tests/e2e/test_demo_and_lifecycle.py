@@ -20,8 +20,10 @@ from tests.e2e.phone import RtpPhone
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_command_against_the_service_process(media_service) -> None:
+@pytest.mark.parametrize(("codec", "name"), [("pcmu", "PCMU"), ("opus", "opus")])
+def test_demo_command_against_the_service_process(media_service, codec: str, name: str) -> None:
     command = [sys.executable, "-m", "sentiric_media.cli", "demo", "--seconds", "3"]
+    command += ["--codec", codec]
     result = subprocess.run(
         [*command, "--grpc", media_service.address],
         capture_output=True,
@@ -32,7 +34,8 @@ def test_demo_command_against_the_service_process(media_service) -> None:
     output = result.stdout + result.stderr
     print(output)
     assert result.returncode == 0, output
-    phone_to_service = re.search(r"phone → service: (\d+) PCMU packets", output)
+    assert re.search(rf"negotiated: {name}/\d+ payload type \d+", output), output
+    phone_to_service = re.search(rf"phone → service: (\d+) {name} packets", output)
     service_to_phone = re.search(
         r"service → phone: (\d+) packets of prompt audio, (\d+) missing", output
     )
@@ -45,9 +48,11 @@ def test_demo_command_against_the_service_process(media_service) -> None:
     assert live, output
     assert int(live.group(2)) > 0, output
     # The demo's stereo recording landed under the service's recordings folder.
-    recordings = list((media_service.recordings / "demo").glob("*.wav"))
-    assert len(recordings) == 1, f"recordings in {media_service.recordings / 'demo'}: {recordings}"
-    with wave.open(str(recordings[0])) as handle:
+    stored = re.search(r"recording: file://demo/(\S+\.wav)", output)
+    assert stored, output
+    recording = media_service.recordings / "demo" / stored.group(1)
+    assert recording.is_file(), f"no {recording}"
+    with wave.open(str(recording)) as handle:
         assert handle.getnchannels() == 2, "the demo records caller left, bot right"
         rate = handle.getframerate()
         frames = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")

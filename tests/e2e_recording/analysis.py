@@ -393,7 +393,7 @@ def network_floor(run: Run, name: str, seconds: float) -> float:
         origin = forwarded.origin
         if not origin.is_rtp or origin.ssrc != ssrc:
             continue
-        at = ((origin.timestamp - first_ts) % (1 << 32)) / RATE - offset
+        at = ((origin.timestamp - first_ts) % (1 << 32)) / run.case.clock_rate - offset
         if 0 <= at < seconds:
             moment = forwarded.sent - at
             best = moment if best is None else min(best, moment)

@@ -18,6 +18,10 @@ The phone behaves in one of three ways (`Case.phone`):
 - "continuous": one FFmpeg sends one WAV that has digital silence between the
   segments (the silence travels as audio).
 All of it reaches the service through the relay's single forwarding socket.
+
+`Case.codec` other than PCMU: the call is negotiated first (`NegotiateSdp` with
+an offer naming that codec and the relay's forwarding socket, as the phone's
+SIP client would send), and FFmpeg speaks that codec.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from sentiric_media.api.v1 import media_pb2 as pb
+from tests.e2e.phone import CODECS, sdp_text
 from tests.e2e_recording.relay import ImpairmentRelay, stream_start
 from tests.e2e_recording.service import ServiceProcess
 from tests.e2e_recording.speech import RATE, Speech, write_wav
@@ -56,11 +61,18 @@ class Case:
     phone: str
     seed: int
     onset_spike: bool = False
+    codec: str = "PCMU"  # a `tests.e2e.phone.CODECS` name; the dtx rewrite assumes 8 kHz
 
     @property
     def id(self) -> str:
         net = "onset-spike" if self.onset_spike else "impaired" if self.impaired else "clean"
-        return f"{self.channels}ch-{self.rate}-{self.fmt}-{net}-{self.phone}"
+        prefix = "" if self.codec == "PCMU" else f"{self.codec}-"
+        return f"{prefix}{self.channels}ch-{self.rate}-{self.fmt}-{net}-{self.phone}"
+
+    @property
+    def clock_rate(self) -> int:
+        """The RTP clock of the call (timestamps → seconds)."""
+        return CODECS[self.codec].clock_rate
 
     def relay_settings(self) -> dict[str, object]:
         if self.onset_spike:
@@ -105,8 +117,9 @@ class Run:
         return self.stop_call[0] - self.start_call[0]
 
 
-def ffmpeg_phone(wav: Path, port: int, ssrc: int) -> subprocess.Popen[bytes]:
-    """FFmpeg sending `wav` as PCMU RTP at exactly one 20 ms packet per 20 ms."""
+def ffmpeg_phone(wav: Path, port: int, ssrc: int, codec: str = "PCMU") -> subprocess.Popen[bytes]:
+    """FFmpeg sending `wav` as RTP in `codec` at exactly one 20 ms packet per 20 ms."""
+    spec = CODECS[codec]
     return subprocess.Popen(
         [
             "ffmpeg",
@@ -120,15 +133,15 @@ def ffmpeg_phone(wav: Path, port: int, ssrc: int) -> subprocess.Popen[bytes]:
             "-i",
             f"amovie={wav.name},asetnsamples=n=160",
             "-c:a",
-            "pcm_mulaw",
+            spec.encoder,
             "-ar",
-            "8000",
+            str(spec.rate),
             "-ac",
             "1",
             "-f",
             "rtp",
             "-payload_type",
-            "0",
+            str(spec.payload_type),
             "-ssrc",
             str(ssrc),
             "-rtpflags",
@@ -188,6 +201,8 @@ class Dialog:
         run = self.run = Run(case, relay, self.folder / f"{case.id}.{case.fmt}")
         relay.start()
         try:
+            if case.codec != "PCMU":
+                self._negotiate(relay.forward_address[1])
             run.metrics_before = scrape_metrics(self.service.metrics_url)
             started = time.monotonic()
             stub.StartRecording(
@@ -219,12 +234,25 @@ class Dialog:
         self._truth()
         return run
 
+    def _negotiate(self, phone_port: int) -> None:
+        """The phone's offer: `case.codec` at the address the service receives from."""
+        spec = CODECS[self.case.codec]
+        reply = self.stub.NegotiateSdp(
+            pb.NegotiateSdpRequest(
+                server_rtp_port=self.port,
+                remote_sdp=sdp_text(phone_port, spec.payload_type, spec.rtpmap),
+                type=pb.SDP_TYPE_OFFER,
+            )
+        )
+        agreed = (reply.codec.lower(), reply.payload_type, reply.clock_rate)
+        assert agreed == (self.case.codec.lower(), spec.payload_type, spec.clock_rate), reply
+
     # ---- the phone -----------------------------------------------------------------
 
     def _talk(self, name: str, wav: Path, ssrc: int) -> tuple[subprocess.Popen[bytes], float]:
         assert self.run is not None
         self.run.ssrcs[name] = ssrc
-        process = ffmpeg_phone(wav, self.run.relay.port, ssrc)
+        process = ffmpeg_phone(wav, self.run.relay.port, ssrc, self.case.codec)
         try:
             first = self.run.relay.wait_first_arrival(ssrc, timeout=5.0)
         except TimeoutError:
@@ -307,17 +335,23 @@ class Dialog:
     def _truth(self) -> None:
         run = self.run
         assert run is not None
-        streams = run.relay.phone_streams()
+        # The packets FFmpeg flushes at the end of its input left early: they would date
+        # the segment's start too early (by ~17 ms for Opus).
+        flushed = CODECS[run.case.codec].flushed
+        streams = {
+            ssrc: packets[: len(packets) - flushed]
+            for ssrc, packets in run.relay.phone_streams().items()
+        }
         if run.case.phone == "continuous":
             packets = streams[run.ssrcs["phone"]]
-            origin = stream_start(packets)
+            origin = stream_start(packets, run.case.clock_rate)
             for name, offset in run.continuous_offsets.items():
                 run.caller_starts[name] = origin + offset
                 run.caller_first_packet[name] = packets[0].arrival + offset
         else:
             for name in CALLER:
                 packets = streams[run.ssrcs[name]]
-                run.caller_starts[name] = stream_start(packets)
+                run.caller_starts[name] = stream_start(packets, run.case.clock_rate)
                 run.caller_first_packet[name] = packets[0].arrival
         # The bot's talkspurts: the service sets the marker bit on the first packet
         # after silence; the n-th talkspurt is the n-th prompt.
@@ -333,5 +367,5 @@ class Dialog:
             f"of {[len(s) for s in spurts]} packets"
         )
         for name, packets in zip(BOT, spurts, strict=True):
-            run.bot_starts[name] = stream_start(packets)
+            run.bot_starts[name] = stream_start(packets, run.case.clock_rate)
             run.bot_packets[name] = len(packets)
