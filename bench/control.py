@@ -4,10 +4,11 @@ Runs in its own process (asyncio on uvloop, one gRPC channel), so the readers'
 per-message cost never delays the RTP loop's sends. It first plays the prompt
 once on a throw-away session (the service decodes and caches it, so the idle
 baseline measured afterwards already holds the prompt), then ramps the calls
-up on schedule: AllocatePort, PlayAudio (file://, target = the generator's
-socket for that call), optionally RecordAudio, and only then publishes the
-port to the RTP process. At the end of the window it releases every port; the
-service then ends each RecordAudio stream.
+up on schedule: AllocatePort, with a `--codec` NegotiateSdp (the caller's
+offer, see `bench.codecs`), then publishes the port to the RTP process,
+PlayAudio (file://, target = the generator's socket for that call), optionally
+RecordAudio. At the end of the window it releases every port; the service then
+ends each RecordAudio stream.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from sentiric_media.api.v1 import media_pb2 as pb
 from sentiric_media.api.v1 import media_pb2_grpc as pb_grpc
 
 RELEASE_CONCURRENCY = 64
+
+
+class NegotiationMismatch(Exception):
+    """The service's answer agreed on another codec, payload type or clock than offered."""
 
 
 @dataclass
@@ -97,6 +102,8 @@ class Control:
         plan, stub = self.plan, self.stub
         reply = await stub.AllocatePort(pb.AllocatePortRequest(call_id=f"{plan.run_id}-warmup"))
         try:
+            if plan.codec.negotiate:  # the prompt is cached at the codec's rate, and encoded
+                await self.negotiate(reply.rtp_port, 0)
             await stub.PlayAudio(
                 pb.PlayAudioRequest(
                     audio_uri=plan.prompt_uri,
@@ -107,11 +114,25 @@ class Control:
         finally:
             await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=reply.rtp_port))
 
+    async def negotiate(self, port: int, index: int) -> None:
+        """Offer call `index`'s codec; NegotiationMismatch unless the answer agrees on it."""
+        codec = self.plan.codec
+        reply = await self.stub.NegotiateSdp(
+            pb.NegotiateSdpRequest(
+                server_rtp_port=port, remote_sdp=self.plan.offer_of(index), type=pb.SDP_TYPE_OFFER
+            )
+        )
+        agreed = (reply.codec.lower(), reply.payload_type, reply.clock_rate)
+        offered = (codec.key, codec.payload_type, codec.codec.clock_rate)
+        if agreed != offered:
+            raise NegotiationMismatch(f"agreed {agreed}, offered {offered}")
+
     async def set_up(self, index: int, ports: SharedInts, ready: SharedInt) -> int:
-        """One call: allocate, publish the port, play the prompt; its port, or 0 on error.
+        """One call: allocate, negotiate, publish the port, play; its port, or 0 on error.
 
         The RTP process learns the port before PlayAudio, so the first prompt packet
-        already finds its call (and the caller's RTP starts at the same moment).
+        already finds its call (and the caller's RTP starts at the same moment), and
+        after NegotiateSdp, so the caller's first packet is in the agreed codec.
         """
         plan, stub = self.plan, self.stub
         began = time.monotonic()
@@ -125,6 +146,11 @@ class Control:
             ready.value = index + 1  # port 0: the RTP process skips this call
             return 0
         port = reply.rtp_port
+        if plan.codec.negotiate:
+            try:
+                await self.negotiate(port, index)
+            except (grpc.aio.AioRpcError, NegotiationMismatch) as exc:
+                self.stats.error("NegotiateSdp", exc)
         ports[index] = port
         ready.value = index + 1
         try:

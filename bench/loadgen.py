@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.loadgen --calls 300 [--record-audio --frame-ms 20|100]
                                       [--duration 20] [--profile /tmp/profile.svg]
     .venv/bin/python -m bench.loadgen --search [--record-audio ...]
+    .venv/bin/python -m bench.loadgen --codec g722 --calls 300      # set up by SDP, G.722 both ways
 
 One run: start `sentiric-media serve` pinned to CPU 0 (fresh process, free
 loopback ports, a long looping prompt in its assets folder); pin the generator
@@ -11,6 +12,9 @@ to CPU 1; fork the RTP process (`bench.rtp_load`) and the gRPC process
 (service CPU and RSS from /proc, pacing lateness and packet counters from
 /metrics, inter-arrival and loss of the prompt packets at the generator,
 RecordAudio messages); release everything; stop the service and read its log.
+Without `--codec` the calls are PCMU without SDP (as before codecs existed, so
+old figures compare); `--codec NAME` (pcmu too) negotiates every call by SDP
+and sends the caller's speech in that codec (`bench.codecs`).
 Each run appends a JSON line to bench/results/ and prints a markdown row for
 docs/PERFORMANCE.md. `--search` steps N up (fresh service each time) and then
 bisects to the largest N with pacing p99 ≤ 2 ms and no loss.
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.codecs import NAMES, CallCodec, unavailable
 from bench.control import run_control_process
 from bench.plan import Plan
 from bench.rtp_load import open_sockets, pin_to, run_rtp_process
@@ -44,6 +49,8 @@ from bench.service import ServiceProcess, make_prompt, process_memory_kb, scan_l
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEAD_S = 3.0  # from start-up to the first call: warm-up, then the idle baseline
+# More for G.722, Opus, G.729: the warm-up encodes the prompt (Opus: ~2 s of the service's core)
+ENCODING_LEAD_S = 3.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--frame-ms", type=int, default=20, help="RecordAudio frame_ms (20..200)")
     parser.add_argument(
         "--recording", action="store_true", help="StartRecording per call (half mono, half stereo)"
+    )
+    parser.add_argument(
+        "--codec",
+        choices=NAMES,
+        help="negotiate every call by SDP in this codec (default: PCMU, no SDP)",
     )
     parser.add_argument("--sockets", type=int, default=4, help="generator UDP sockets")
     parser.add_argument("--service-cpu", type=int, default=0)
@@ -82,7 +94,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give --calls N or --search")
     if not (20 <= args.frame_ms <= 200 and args.frame_ms % 20 == 0):
         parser.error("--frame-ms must be 20..200 in steps of 20")
+    if args.codec and (reason := unavailable(args.codec)):
+        parser.error(f"codec {args.codec} is not available here: {reason}")
     return args
+
+
+def call_codec(args: argparse.Namespace) -> CallCodec:
+    return CallCodec(args.codec, negotiate=True) if args.codec else CallCodec()
 
 
 def _sleep_until(moment: float) -> None:
@@ -111,7 +129,9 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
     pin_to(args.generator_cpu)
     workdir = Path(tempfile.mkdtemp(prefix="sentiric-bench-"))
     ramp = args.ramp if args.ramp is not None else min(5.0, max(2.0, calls / 120))
-    prompt_s = LEAD_S + ramp + args.settle + args.duration + 60
+    codec = call_codec(args)
+    lead = LEAD_S + (ENCODING_LEAD_S if codec.codec.stateful else 0.0)
+    prompt_s = lead + ramp + args.settle + args.duration + 60
     prompt_uri = make_prompt(workdir / "assets", prompt_s)
     service = ServiceProcess(
         workdir, calls, args.service_cpu, args.rtp_base, live_buffer=args.live_buffer
@@ -123,14 +143,14 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
         service.start()
         sockets = open_sockets(args.sockets)
         now = time.monotonic()
-        t_window_start = now + LEAD_S + ramp + args.settle
+        t_window_start = now + lead + ramp + args.settle
         plan = Plan(
             run_id=f"bench-{uuid.uuid4().hex[:8]}",
             calls=calls,
             grpc_address=service.grpc_address,
             prompt_uri=prompt_uri,
             targets=tuple(f"127.0.0.1:{s.getsockname()[1]}" for s in sockets),
-            t_ramp=now + LEAD_S,
+            t_ramp=now + lead,
             ramp_s=ramp,
             t_window_start=t_window_start,
             t_window_end=t_window_start + args.duration,
@@ -138,6 +158,7 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
             frame_ms=args.frame_ms,
             generator_cpu=args.generator_cpu,
             recording=args.recording,
+            codec=codec,
         )
         ports, ready, stop = ctx.RawArray("i", calls), ctx.RawValue("i", 0), ctx.Event()
         rtp_results, rtp_child_end = ctx.Pipe(duplex=False)
@@ -215,6 +236,7 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
         "record_audio": args.record_audio,
         "frame_ms": args.frame_ms,
         "recording": args.recording,
+        "codec": plan.codec,
         "record_rate": plan.record_rate,
         "service_cpu": args.service_cpu,
         "generator_cpu": args.generator_cpu,
@@ -319,13 +341,17 @@ def search(args: argparse.Namespace) -> list[dict[str, Any]]:
         "first_failing_calls": failed,
         "record_audio": args.record_audio,
         "frame_ms": args.frame_ms if args.record_audio else None,
+        "codec": report.codec_of(call_codec(args)),
         "steps": [(r["calls"], r["passed"]) for r in results],
         "machine": report.machine(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     report.write_jsonl(summary, args.results)
     print(json.dumps(summary))
-    print(f"largest N with pacing p99 ≤ 2 ms and no loss: {passed} (first failure: {failed})")
+    print(
+        f"{summary['codec']['label']}: largest N with pacing p99 ≤ 2 ms and no loss: {passed} "
+        f"(first failure: {failed})"
+    )
     return results
 
 

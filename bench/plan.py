@@ -11,8 +11,10 @@ Linux, so they mean the same instant in every process of the run):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from bench.codecs import CallCodec
 
 RELEASE_DELAY_S = 1.0
 
@@ -48,6 +50,7 @@ class Plan:
     record_rate: int = 16000
     generator_cpu: int | None = 1
     recording: bool = False  # StartRecording per call (even calls mono, odd stereo)
+    codec: CallCodec = field(default_factory=CallCodec)  # default: PCMU, no SDP
 
     @property
     def window_s(self) -> float:
@@ -63,3 +66,7 @@ class Plan:
     def target_of(self, index: int) -> str:
         """The receiving socket of call `index` (calls are spread over the sockets)."""
         return self.targets[index % len(self.targets)]
+
+    def offer_of(self, index: int) -> str:
+        """The SDP offer of call `index`: its codec, received on its socket."""
+        return self.codec.offer(int(self.target_of(index).rpartition(":")[2]))

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.codecs import CallCodec
+
 PREFIX = "sentiric_media_"
 PACING = PREFIX + "pacing_lateness_seconds"
 PACING_P99_LIMIT = 0.002
@@ -74,6 +76,16 @@ def pacing(after: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
     }
 
 
+def codec_of(codec: CallCodec) -> dict[str, Any]:
+    """The codec of a run as its JSON names it."""
+    return {
+        "name": codec.codec.name,
+        "payload_type": codec.payload_type,
+        "sdp": codec.negotiate,
+        "label": codec.label,
+    }
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -128,6 +140,9 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "rate_ratio": rtp["window"].get("prompt_expected", 0)
         / max(1.0, rtp["window"].get("calls_receiving", 0) * window_s * 50),
         "calls_silent": rtp["prompt_calls_silent"],
+        "payload_type": rtp["payload_type"],
+        "wrong_payload_type": rtp["wrong_payload_type"],  # {payload type: packets}
+        "first_payload_bytes": rtp["first_payload_bytes"],  # {size: calls}
     }
     live: dict[str, Any] = {}
     if raw["record_audio"]:
@@ -148,6 +163,7 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "calls": calls,
         "record_audio": raw["record_audio"],
         "frame_ms": raw["frame_ms"] if raw["record_audio"] else None,
+        "codec": codec_of(raw["codec"]),
         "window_s": round(window_s, 2),
         "service_cpu_pct": round(svc_cpu * 100, 1),
         "service_idle_cpu_pct": round(idle_cpu * 100, 1),
@@ -207,6 +223,10 @@ def verdict(r: dict[str, Any], raw: dict[str, Any]) -> tuple[list[str], list[str
             f"prompt loss: {out['lost_window']} in window, {out['lost_total']} in run, "
             f"{out['calls_silent']} calls silent"
         )
+    if out["wrong_payload_type"]:
+        failures.append(
+            f"prompt payload type not {out['payload_type']}: {out['wrong_payload_type']}"
+        )
     if inb["lost_total"] or inb["dropped_total"] or inb["received_total"] < inb["sent_total"]:
         failures.append(
             f"inbound: sent {inb['sent_total']}, service got {inb['received_total']}, "
@@ -221,6 +241,8 @@ def verdict(r: dict[str, Any], raw: dict[str, Any]) -> tuple[list[str], list[str
         failures.append(f"gRPC errors: {r['control']['errors']}")
     if r["service_log"]["tracebacks"] or r["service_log"]["levels"].get("ERROR"):
         failures.append(f"service log: {r['service_log']['levels']}, tracebacks")
+    if raw["service"]["idle_s"] < 1.0:
+        warnings.append(f"idle baseline only {raw['service']['idle_s']:.1f} s: slow warm-up")
     if r["ramp_s_actual"] > raw["ramp_s"] + raw["settle_s"]:
         warnings.append(f"ramp took {r['ramp_s_actual']} s: the window includes set-up")
     busy = r["cpu_busy"].get(f"cpu{raw['generator_cpu']}", 0.0)
@@ -256,10 +278,10 @@ def write_jsonl(result: dict[str, Any], directory: Path) -> Path:
 
 
 TABLE_HEADER = (
-    "| date | machine | calls | RecordAudio | service CPU | µs CPU/call/s | RSS (per call) "
+    "| date | machine | calls | codec | RecordAudio | service CPU | µs CPU/call/s | RSS (per call) "
     "| pacing p50 / p99 / max | prompt inter-arrival p50 / p99 | loss out / in | live audio "
     "| generator CPU | verdict |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -285,7 +307,7 @@ def table_row(r: dict[str, Any]) -> str:
         verdict_text += " (" + "; ".join(r["warnings"]) + ")"
     return (
         f"| {r['time'][:10]} | {mach['cpu_model']}, {mach['cores']} cores, Python "
-        f"{mach['python']} | {r['calls']} | "
+        f"{mach['python']} | {r['calls']} | {r['codec']['label']} | "
         f"{record} | "
         f"{r['service_cpu_pct']} % | {r['cpu_us_per_call_s']:.0f} | "
         f"{r['rss_mb']} MB ({r['rss_kb_per_call']:.0f} kB) | "
@@ -295,12 +317,19 @@ def table_row(r: dict[str, Any]) -> str:
     )
 
 
+def _sizes(counts: dict[Any, int]) -> str:
+    sizes = sorted(int(size) for size in counts)
+    if not sizes:
+        return "—"
+    return str(sizes[0]) if sizes[0] == sizes[-1] else f"{sizes[0]}–{sizes[-1]}"
+
+
 def describe(r: dict[str, Any]) -> str:
     """A few readable lines about one run."""
     p, ia, late = r["pacing"], r["interarrival"], r["generator_send_lateness"]
     inb, out = r["inbound"], r["outbound"]
     lines = [
-        f"calls {r['calls']}: service CPU {r['service_cpu_pct']} % "
+        f"calls {r['calls']}, {r['codec']['label']}: service CPU {r['service_cpu_pct']} % "
         f"(idle {r['service_idle_cpu_pct']} %), {r['cpu_us_per_call_s']:.0f} µs/call/s; "
         f"RSS {r['rss_mb']} MB (idle {r['rss_idle_mb']} MB, {r['rss_kb_per_call']:.0f} kB/call)",
         f"  pacing lateness ({p.get('ticks', 0)} ticks, interpolated in buckets): "
@@ -312,7 +341,9 @@ def describe(r: dict[str, Any]) -> str:
         f"  prompt out: service sent {out['service_sent_total']}, generator got "
         f"{out['received_total']} of {out['expected_total']} (window {out['received_window']}"
         f"/{out['expected_window']}, {out['rate_ratio']:.3f} of real time); "
-        f"silent calls {out['calls_silent']}",
+        f"silent calls {out['calls_silent']}; payload type {out['payload_type']} "
+        f"(others: {out['wrong_payload_type'] or 'none'}), first payloads "
+        f"{_sizes(out['first_payload_bytes'])} bytes",
         f"  caller in: generator sent {inb['sent_total']}, service got {inb['received_total']} "
         f"(window {inb['received_window']}/{inb['sent_window']}); RFC 3550 lost "
         f"{inb['lost_total']}, dropped {inb['dropped_total'] or 0}",

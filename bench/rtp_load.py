@@ -1,12 +1,16 @@
 """The RTP side of the load: one process, one loop, a few sockets shared by all calls.
 
-Every call sends PCMU (160-byte μ-law frames of the bundled speech, looped) at
-50 packets/s from one of the shared sockets to its own service port, and
-receives the prompt the service plays back on the same socket (the service
-latches to the first packet's source, which is also the `rtp_target_addr` the
-control process gave). The 20 ms period is cut into `SLOTS` slots; call i
-sends in slot i mod SLOTS, at the absolute deadline t_ramp + k·1 ms, so sends
-are spread over the period and never drift.
+Every call sends the bundled speech, looped, at 50 packets/s in the run's codec
+(PCMU unless `--codec`: 20 ms payloads encoded once at start, see
+`bench.codecs`; timestamps step by the codec's RTP clock) from one of the
+shared sockets to its own service port, and receives the prompt the service
+plays back on the same socket (the service latches to the first packet's
+source, which is also the `rtp_target_addr` the control process gave and the
+`m=` port of the offer). Only the RTP header of what arrives is read, so the
+figures do not depend on the codec; its payload type must be the agreed one.
+The 20 ms period is cut into `SLOTS` slots; call i sends in slot i mod SLOTS,
+at the absolute deadline t_ramp + k·1 ms, so sends are spread over the period
+and never drift.
 
 No task or thread per packet: the loop sleeps to the next slot deadline
 (`time.sleep` has sub-millisecond precision, epoll would round to 1 ms), sends
@@ -19,15 +23,13 @@ process's own scheduling delay, which is reported separately as send lateness.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import random
 import socket
 import struct
 import time
-import wave
 from array import array
-from importlib import resources
+from collections import Counter
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from typing import Any
@@ -38,7 +40,7 @@ from bench.plan import Plan, SharedInt, SharedInts
 
 SLOTS = 20
 SLOT_S = 0.020 / SLOTS
-FRAME_SAMPLES = 160
+HEADER_BYTES = 12  # the service sends no CSRC and no extension
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; missing from `socket`
 ANCILLARY_SIZE = socket.CMSG_SPACE(16)  # one struct timespec
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -58,17 +60,6 @@ def open_sockets(count: int) -> list[socket.socket]:
         sock.setblocking(False)
         sockets.append(sock)
     return sockets
-
-
-def speech_frames() -> list[bytes]:
-    """The bundled 8 kHz speech as 20 ms μ-law payloads."""
-    from sentiric_media.media.codecs.g711 import ULAW
-
-    data = resources.files("sentiric_media").joinpath("data/speech8k.wav").read_bytes()
-    with wave.open(io.BytesIO(data)) as handle:
-        pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
-    count = len(pcm) // FRAME_SAMPLES
-    return [ULAW.encode(pcm[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]) for k in range(count)]
 
 
 def pin_to(cpu: int | None) -> None:
@@ -99,7 +90,9 @@ class RtpLoad:
         self.plan = plan
         self.sockets = sockets
         n = plan.calls
-        self.frames = speech_frames()
+        self.frames = plan.codec.speech_payloads()
+        self.payload_type = plan.codec.payload_type
+        self.ts_step = plan.codec.timestamp_step
         # Send state.
         self.dest: list[tuple[str, int]] = [("127.0.0.1", 0)] * n
         self.sock_of = [sockets[i % len(sockets)] for i in range(n)]
@@ -107,7 +100,7 @@ class RtpLoad:
         self.ts = [random.getrandbits(32) for _ in range(n)]
         self.ssrc = [random.getrandbits(32) for _ in range(n)]
         self.pos = [(i * 37) % len(self.frames) for i in range(n)]
-        self.mark = [0x80] * n
+        self.mark = [0x80 | self.payload_type] * n  # second header byte: marker on the first
         self.members: list[list[int]] = [[] for _ in range(SLOTS)]
         self.activated = 0
         self.sent = 0
@@ -122,6 +115,8 @@ class RtpLoad:
         self.reordered = 0
         self.unknown = 0
         self.no_timestamp = 0
+        self.wrong_payload_type: Counter[int] = Counter()
+        self.first_payload_bytes: Counter[int] = Counter()  # of each call's first prompt packet
         self.gaps: array[int] = array("q")
         self.lateness: array[int] = array("q")
         self.in_window = False
@@ -142,6 +137,7 @@ class RtpLoad:
         pack, frames, nframes = _HEADER.pack, self.frames, len(self.frames)
         seq, ts, ssrc, pos, mark = self.seq, self.ts, self.ssrc, self.pos, self.mark
         dest, sock_of = self.dest, self.sock_of
+        pt, step = self.payload_type, self.ts_step
         sent = 0
         for i in self.members[slot]:
             s = seq[i]
@@ -151,9 +147,9 @@ class RtpLoad:
                 sent += 1
             except OSError:
                 self.send_errors += 1
-            mark[i] = 0
+            mark[i] = pt
             seq[i] = (s + 1) & 0xFFFF
-            ts[i] = (ts[i] + FRAME_SAMPLES) & 0xFFFFFFFF
+            ts[i] = (ts[i] + step) & 0xFFFFFFFF
             pos[i] = (pos[i] + 1) % nframes
         self.sent += sent
 
@@ -167,12 +163,12 @@ class RtpLoad:
             self.last_us,
         )
         gaps, unpack = self.gaps, _TIMESPEC.unpack
-        in_window = self.in_window
+        in_window, payload_type = self.in_window, self.payload_type
         for sock in self.sockets:
             recv = sock.recvmsg_into
             while True:
                 try:
-                    _size, ancillary, _flags, addr = recv(bufs, ANCILLARY_SIZE)
+                    size, ancillary, _flags, addr = recv(bufs, ANCILLARY_SIZE)
                 except BlockingIOError:
                     break
                 call = call_of_port.get(addr[1])
@@ -185,9 +181,12 @@ class RtpLoad:
                 else:
                     self.no_timestamp += 1
                     t_us = time.time_ns() // 1000
+                if buf[1] & 0x7F != payload_type:
+                    self.wrong_payload_type[buf[1] & 0x7F] += 1
                 s = (buf[2] << 8) | buf[3]
                 e = ext[call]
                 if e < 0:
+                    self.first_payload_bytes[size - HEADER_BYTES] += 1
                     ext[call] = first[call] = s
                     got[call] = 1
                     last_us[call] = t_us
@@ -272,6 +271,9 @@ class RtpLoad:
             "reordered": self.reordered,
             "unknown_source": self.unknown,
             "no_kernel_timestamp": self.no_timestamp,
+            "payload_type": self.payload_type,
+            "wrong_payload_type": dict(self.wrong_payload_type),
+            "first_payload_bytes": dict(self.first_payload_bytes),
             "window": window,
             "interarrival": summarise_us(self.gaps),
             "send_lateness": summarise_us(self.lateness),

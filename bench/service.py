@@ -9,7 +9,6 @@ counters and the Prometheus text of `/metrics`.
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import re
@@ -23,10 +22,11 @@ import urllib.request
 import wave
 from collections import Counter
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from bench.codecs import bundled_speech
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROMPT_NAME = "bench/long_prompt.wav"
@@ -40,10 +40,7 @@ def free_port() -> int:
 
 def make_prompt(assets: Path, seconds: float) -> str:
     """Write the bundled speech, looped to `seconds`, as an 8 kHz WAV; return its URI."""
-    data = resources.files("sentiric_media").joinpath("data/speech8k.wav").read_bytes()
-    with wave.open(io.BytesIO(data)) as source:
-        rate = source.getframerate()
-        pcm = np.frombuffer(source.readframes(source.getnframes()), dtype="<i2")
+    rate, pcm = bundled_speech()
     target = assets / PROMPT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     samples = int(seconds * rate)
