@@ -30,6 +30,9 @@ from tests.unit.codec_support import (
 
 pytestmark = pytest.mark.skipif(opus.CODEC is None, reason=str(opus.UNAVAILABLE_REASON))
 
+SAMPLE_RATE = opus.SAMPLE_RATE
+MS = SAMPLE_RATE // 1000  # samples per millisecond of the session's Opus audio
+
 
 def opus_format(ptime: int = 20, **fmtp: str) -> MediaFormat:
     return opus.CODEC.format(111, ptime=ptime, fmtp=fmtp)
@@ -37,7 +40,7 @@ def opus_format(ptime: int = 20, **fmtp: str) -> MediaFormat:
 
 def opus_ours(fmtp: dict[str, str], ptime: int = 20) -> list[bytes]:
     media_format = opus_format(ptime, **fmtp)
-    return encode_all(speech(48000), media_format.new_encoder(), media_format.packet_samples)
+    return encode_all(speech(SAMPLE_RATE), media_format.new_encoder(), media_format.packet_samples)
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +48,10 @@ def ffmpeg_opus(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     """Packets of ffmpeg's own libopus encoder (FEC on), read back from an Ogg file."""
     path = tmp_path_factory.mktemp("opus") / "ffmpeg.opus"
     ffmpeg(
-        *("-f", "s16le", "-ar", "48000", "-ac", "1", "-i", "-", "-c:a", "libopus"),
+        *("-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "-", "-c:a", "libopus"),
         *("-application", "voip", "-frame_duration", "20", "-b:a", "32k"),
         *("-fec", "1", "-packet_loss", "20", str(path)),
-        stdin=speech(48000).tobytes(),
+        stdin=speech(SAMPLE_RATE).tobytes(),
     )
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
@@ -73,15 +76,15 @@ def kbps(bits: list[bytes]) -> float:
 def test_opus_ffmpeg_packets_decode_with_ours(ffmpeg_opus: list[bytes]) -> None:
     decoder = opus_format().new_decoder()
     decoded = np.concatenate([decoder.decode(packet) for packet in ffmpeg_opus])
-    score, lag = similarity(speech(48000), decoded, 2000)
+    score, lag = similarity(speech(SAMPLE_RATE), decoded, 2000)
     assert score >= 0.9  # measured 0.960
-    assert 300 <= lag <= 330  # measured 309: the encoder's 312-sample lookahead
+    assert 6 * MS <= lag <= 7 * MS  # the encoder's 6.5 ms lookahead
 
 
 def test_opus_our_packets_decode_with_ffmpegs_own_decoder() -> None:
     # FFmpeg's native Opus decoder shares no code with libopus.
     native_decoder = av.CodecContext.create("opus", "r")
-    native_decoder.sample_rate = 48000
+    native_decoder.sample_rate = 48000  # FFmpeg's Opus decoder always outputs 48 kHz
     native_decoder.layout = "mono"
     frames = [
         frame for packet in opus_ours({}) for frame in native_decoder.decode(av.Packet(packet))
@@ -93,21 +96,21 @@ def test_opus_our_packets_decode_with_ffmpegs_own_decoder() -> None:
     assert 300 <= lag <= 330  # measured 311
 
 
-@pytest.mark.parametrize(("ptime", "samples"), [(10, 480), (40, 1920), (60, 2880)])
+@pytest.mark.parametrize(("ptime", "samples"), [(10, 10 * MS), (40, 40 * MS), (60, 60 * MS)])
 def test_opus_packets_last_one_ptime(ptime: int, samples: int) -> None:
     bits = opus_ours({}, ptime)
     decoder = opus_format(ptime).new_decoder()
     assert {len(decoder.decode(packet)) for packet in bits} == {samples}
     with pytest.raises(ValueError, match=f"{samples} samples"):
-        opus_format(ptime).new_encoder().encode(speech(48000)[: samples - 120])
+        opus_format(ptime).new_encoder().encode(speech(SAMPLE_RATE)[: samples - 40])
 
 
 def test_opus_encoder_follows_the_peers_fmtp() -> None:
     default = opus_ours({})
-    assert max(map(bandwidth, default)) >= 3  # speech upsampled from 8 kHz, coded SWB/FB
+    assert max(map(bandwidth, default)) == 2  # 16 kHz input: coded wideband
     assert set(map(bandwidth, opus_ours({"maxplaybackrate": "8000"}))) == {0}
     assert max(map(bandwidth, opus_ours({"maxplaybackrate": "16000"}))) <= 2
-    assert 24 <= kbps(default) <= 36  # 32 kb/s by default (measured 27)
+    assert 16 <= kbps(default) <= 36  # VBR under the 32 kb/s cap (measured 23 at 16 kHz)
     assert kbps(opus_ours({"maxaveragebitrate": "12000"})) <= 13.5
     assert len(set(map(len, opus_ours({"cbr": "1", "maxaveragebitrate": "24000"})))) == 1
     with_fec = opus_ours({"useinbandfec": "1"})
@@ -124,8 +127,8 @@ def lose_and_recover(bits: list[bytes], lost: set[int], recover: str) -> np.ndar
         if index not in lost:
             decoder.decode(packet)
             continue
-        audio = decoder.decode_fec(bits[index + 1], 960) if recover == "fec" else None
-        rebuilt.append(decoder.conceal(960) if audio is None else audio)
+        audio = decoder.decode_fec(bits[index + 1], 20 * MS) if recover == "fec" else None
+        rebuilt.append(decoder.conceal(20 * MS) if audio is None else audio)
     return np.concatenate(rebuilt)
 
 
@@ -150,23 +153,23 @@ def test_opus_fec_needs_lbrr_in_the_next_packet() -> None:
     without = opus_ours({})
     for packet in without[:5]:
         decoder.decode(packet)
-    assert decoder.decode_fec(without[5], 960) is None
+    assert decoder.decode_fec(without[5], 20 * MS) is None
     with_fec = opus_ours({"useinbandfec": "1"})
     index = next(i for i, packet in enumerate(with_fec) if opus.fec_frame_samples(packet))
-    assert decoder.decode_fec(with_fec[index], 480) is None  # shorter than the LBRR frame
-    rebuilt = decoder.decode_fec(with_fec[index], 2400)  # 30 ms PLC, then 20 ms FEC
+    assert decoder.decode_fec(with_fec[index], 10 * MS) is None  # shorter than the LBRR frame
+    rebuilt = decoder.decode_fec(with_fec[index], 50 * MS)  # 30 ms PLC, then 20 ms FEC
     assert rebuilt is not None
-    assert len(rebuilt) == 2400
+    assert len(rebuilt) == 50 * MS
     for payload in (b"", bytes([with_fec[index][0]]), b"\xff\xff"):
-        assert decoder.decode_fec(payload, 960) is None
+        assert decoder.decode_fec(payload, 20 * MS) is None
 
 
 def test_opus_plc_returns_exactly_what_is_asked() -> None:
     decoder = opus_format().new_decoder()
     for packet in opus_ours({})[:20]:
         decoder.decode(packet)
-    assert rms(decoder.conceal(960)) > 10  # PLC continues the speech, it is not silence
-    for samples in (960, 120, 1000, 7000, 0):
+    assert rms(decoder.conceal(20 * MS)) > 10  # PLC continues the speech, it is not silence
+    for samples in (20 * MS, 40, 1000, 7000, 0):
         concealed = decoder.conceal(samples)
         assert len(concealed) == samples
         assert concealed.dtype == np.int16
@@ -175,15 +178,15 @@ def test_opus_plc_returns_exactly_what_is_asked() -> None:
 def test_opus_dtx_empty_and_broken_payloads_never_raise() -> None:
     bits = opus_ours({}, ptime=40)
     decoder = opus_format(40).new_decoder()
-    assert len(decoder.decode(bits[0])) == 1920
-    assert len(decoder.decode(b"")) == 1920  # as long as the last packet
-    assert len(decoder.decode(bytes([bits[0][0]]))) == 1920  # DTX: TOC byte only
-    assert len(decoder.decode(bytes([0x08]))) == 960  # DTX of a 20 ms SILK config
+    assert len(decoder.decode(bits[0])) == 40 * MS
+    assert len(decoder.decode(b"")) == 40 * MS  # as long as the last packet
+    assert len(decoder.decode(bytes([bits[0][0]]))) == 40 * MS  # DTX: TOC byte only
+    assert len(decoder.decode(bytes([0x08]))) == 20 * MS  # DTX of a 20 ms SILK config
     for broken in (b"\xff\xff\xff", b"\x0b", bytes(range(3, 200))):
         pcm = decoder.decode(broken)
         assert pcm.dtype == np.int16
-        assert 0 < len(pcm) <= 5760
-    assert len(decoder.decode(bits[1])) == 1920
+        assert 0 < len(pcm) <= opus.MAX_PACKET_SAMPLES
+    assert len(decoder.decode(bits[1])) == 40 * MS
 
 
 def bundled_libopus() -> ctypes.CDLL | None:

@@ -42,11 +42,12 @@ def test_g722_is_16khz_audio_on_an_8khz_clock() -> None:
 def test_opus_is_always_two_channels_in_sdp_and_has_no_static_type() -> None:
     codec = codecs.find_codec("OPUS")
     assert codec is not None
-    assert (codec.rtpmap, codec.static_payload_type, codec.sample_rate) == (
+    assert (codec.rtpmap, codec.static_payload_type, codec.clock_rate) == (
         "opus/48000/2",
         None,
         48000,
     )
+    assert codec.sample_rate == 16000  # wideband audio on the 48 kHz RTP clock
     assert codec.fmtp["useinbandfec"] == "1"
     assert codec.ptimes[0] == 20
     assert 30 not in codec.ptimes

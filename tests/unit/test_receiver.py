@@ -97,10 +97,10 @@ class Harness:
         self.receiver.append(header)
         self.arrivals.append(arrival)
 
-    def tick(self, k: float) -> None:
+    def tick(self, k: float, listening: bool = True) -> None:
         """The clock reaches packet k's arrival position."""
         self.now = self.BASE + int(k * STEP)
-        self.receiver.drain([self.tap], self.now)
+        self.receiver.drain([self.tap] if listening else [], self.now)
 
 
 def _no_encoder(_fmt: MediaFormat) -> object:
@@ -241,3 +241,19 @@ def test_a_new_ssrc_decodes_what_the_old_stream_left_then_starts_over() -> None:
     h.receive(RtpHeader(PT, 7, 900, SSRC + 1, True, b"\x07"), h.BASE + 3 * STEP)
     h.tick(3)
     assert h.decoder.calls == [("decode", 0), ("decode", 2), ("decode", 7)]
+
+
+def test_nothing_is_decoded_while_no_tap_listens_and_a_later_tap_gets_a_fresh_decoder() -> None:
+    h = Harness()
+    decoders = []
+    codec = Codec("X-TEST", RATE, RATE, _no_encoder, lambda _f: decoders.append(1) or h.decoder)
+    h.receiver.set_formats({PT: codec.format(PT)}, dtmf_payload_type=None)
+    for k in range(3):
+        h.send(k)
+        h.tick(k, listening=False)
+    assert h.decoder.calls == []
+    assert h.stats.packets_received == 3
+    h.send(3)
+    h.tick(3)
+    assert h.decoder.calls == [("decode", 3)]
+    assert len(decoders) == 1

@@ -239,10 +239,11 @@ class RtpReceiver:
             if extended + MAX_DROPOUT < expected:  # the sender restarted its sequence
                 self._end_stream(taps)
                 self._deliver(packet, taps)
-            elif packet.audio and not self._decoding_for(packet.payload_type).stateful:
-                self._emit(packet, self._decoding_for(packet.payload_type), taps)
-            else:
-                self.stats.drops["late"] += 1
+            elif packet.audio and taps:
+                if self.formats[packet.payload_type].codec.stateful:
+                    self.stats.drops["late"] += 1
+                else:
+                    self._emit(packet, self._decoding_for(packet.payload_type), taps)
             return
         self._held[extended] = packet
         if len(self._held) > MAX_HELD:
@@ -268,8 +269,15 @@ class RtpReceiver:
 
     def _deliver(self, packet: _Packet, taps: Sequence[Tap]) -> None:
         self._next = packet.extended + 1
-        if packet.audio:
+        if not packet.audio:
+            return
+        if taps:
             self._emit(packet, self._decoding_for(packet.payload_type), taps)
+        elif self._decoding:
+            # Nobody listens: nothing is decoded (an Opus frame costs ~15 µs), and
+            # stateful decoders go, so that a later listener starts with fresh ones.
+            self._decoding.clear()
+            self._last_end = None
 
     # ---- decoding -----------------------------------------------------------------
 
@@ -291,8 +299,10 @@ class RtpReceiver:
 
     def _conceal(self, packet: _Packet, single: bool, taps: Sequence[Tap]) -> None:
         """The audio lost before `packet`, by the codec's PLC or FEC (stateful codecs only)."""
+        if not taps or self._last_end is None:
+            return
         decoding = self._decoding_for(packet.payload_type)
-        if not decoding.stateful or self._last_end is None:
+        if not decoding.stateful:
             return
         position, stamp, anchor = self._last_end
         missing = packet.stamp - stamp
