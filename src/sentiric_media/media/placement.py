@@ -116,12 +116,14 @@ class CallerPlacement:
             self.ssrc = ssrc
             self._ext_ts = timestamp
             self._last_ts = timestamp
-            self._anchor(arrival - self.samples(timestamp), arrival)
+            self.stamp = self.samples(timestamp)
+            self._anchor(arrival - self.stamp, arrival)
         else:
             step = (timestamp - self._last_ts) % _TS_MOD
             self._ext_ts += step - _TS_MOD if step >= _TS_HALF else step
             self._last_ts = timestamp
-            transit = arrival - self.samples(self._ext_ts)
+            stamp = self._ext_ts if self.clock_rate == self.rate else self.samples(self._ext_ts)
+            transit = arrival - stamp
             deviation = transit - self.anchor.offset
             silent_gap = arrival - self._last_arrival > self.marker_gap_samples
             if abs(deviation) > self.jump_samples or (
@@ -132,8 +134,8 @@ class CallerPlacement:
             elif deviation < -self.settle_samples:
                 self.anchor.offset = transit
             self._track_minimum(transit, arrival)
+            self.stamp = stamp
         self._last_arrival = arrival
-        self.stamp = self.samples(self._ext_ts)
         return self.stamp + self.anchor.offset
 
     def samples(self, timestamp: int) -> int:

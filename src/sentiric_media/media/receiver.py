@@ -18,8 +18,8 @@ recording keeps them.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
+from time import monotonic
 from typing import NamedTuple
 
 import numpy as np
@@ -120,10 +120,11 @@ class RtpReceiver:
 
     def append(self, header: RtpHeader) -> None:
         """Queue a parsed packet for the next tick (the only work done on arrival)."""
-        if len(self.pending) >= MAX_PENDING:
+        pending = self.pending
+        if len(pending) < MAX_PENDING:
+            pending.append((header, monotonic()))
+        else:
             self.stats.drops["overflow"] += 1
-            return
-        self.pending.append((header, time.monotonic()))
 
     # ---- negotiation ------------------------------------------------------------------
 
@@ -154,6 +155,11 @@ class RtpReceiver:
 
     # ---- the tick ----------------------------------------------------------------------
 
+    @property
+    def waiting(self) -> bool:
+        """Packets wait for a missing one before them."""
+        return bool(self._held)
+
     def drain(self, taps: Sequence[Tap], position: int) -> None:
         """Process what arrived since the last tick and hand decoded audio to `taps`."""
         if self.pending:
@@ -163,18 +169,15 @@ class RtpReceiver:
 
     def _receive(self, taps: Sequence[Tap]) -> None:
         packets, self.pending = self.pending, []
-        stats, placement, to_position, rate = (
-            self.stats,
-            self.placement,
-            self._to_position,
-            self.rate,
-        )
+        stats, placement, rate = self.stats, self.placement, self.rate
+        to_position, formats, dtmf = self._to_position, self.formats, self.dtmf_payload_type
+        same_clock = placement.clock_rate == rate
         for header, arrival in packets:
             payload_type, sequence, timestamp, ssrc, marker, payload = header
-            fmt = self.formats.get(payload_type)
+            fmt = formats.get(payload_type)
             audio = fmt is not None
             if fmt is None:
-                if payload_type not in (COMFORT_NOISE_PAYLOAD_TYPE, self.dtmf_payload_type):
+                if payload_type not in (COMFORT_NOISE_PAYLOAD_TYPE, dtmf):
                     stats.drops["unsupported_payload_type"] += 1
                     continue
                 # Comfort noise and telephone-events: counted and kept in sequence
@@ -182,14 +185,20 @@ class RtpReceiver:
             elif self.detected is not None:
                 self.detected(fmt)
                 self.detected = None
+                formats = self.formats
             arrival_position = to_position(arrival, rate)
             stream = stats.stream
             if stream is None or ssrc != self._ssrc:
                 self._ssrc = ssrc
                 self._end_stream(taps)
                 stream = stats.new_stream(sequence)
-            event = payload_type == self.dtmf_payload_type
-            transit = None if event else arrival_position - placement.samples(timestamp)
+            event = payload_type == dtmf
+            if event:
+                transit = None
+            else:
+                transit = arrival_position - (
+                    timestamp if same_clock else placement.samples(timestamp)
+                )
             extended = stream.update(sequence, transit)
             if extended < 0:
                 stats.drops["duplicate" if extended == DUPLICATE else "sequence_jump"] += 1
@@ -201,6 +210,12 @@ class RtpReceiver:
                 packet = _Packet(extended, payload_type, payload, 0, 0, placement.anchor, 0, False)
             else:
                 position = placement.place(ssrc, timestamp, marker, arrival_position)
+                if not taps and not self._held and (self._next is None or extended == self._next):
+                    # Nobody listens and nothing waits: only the sequence moves on.
+                    self._next = extended + 1
+                    if self._decoding:
+                        self._idle_decoders()
+                    continue
                 packet = _Packet(
                     extended,
                     payload_type,
@@ -274,10 +289,16 @@ class RtpReceiver:
         if taps:
             self._emit(packet, self._decoding_for(packet.payload_type), taps)
         elif self._decoding:
-            # Nobody listens: nothing is decoded (an Opus frame costs ~15 µs), and
-            # stateful decoders go, so that a later listener starts with fresh ones.
-            self._decoding.clear()
-            self._last_end = None
+            self._idle_decoders()
+
+    def _idle_decoders(self) -> None:
+        """Nobody listens: decode nothing, and let the stateful decoders go.
+
+        An Opus frame costs ~15 µs to decode; a later listener starts with fresh
+        decoders.
+        """
+        self._decoding.clear()
+        self._last_end = None
 
     # ---- decoding -----------------------------------------------------------------
 

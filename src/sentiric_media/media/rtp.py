@@ -37,6 +37,9 @@ class RtpHeader(NamedTuple):
     payload: bytes
 
 
+_new_header = tuple.__new__
+
+
 def is_rtcp(datagram: bytes) -> bool:
     """RFC 5761 demultiplexing: RTCP packet types 192-223 read as RTP PT 64-95."""
     return (
@@ -70,8 +73,10 @@ def parse_rtp(datagram: bytes) -> RtpHeader:
         end -= padding
     if start > end:
         raise MalformedPacket("truncated_header", f"header {start} > {end} bytes")
-    return RtpHeader(
-        second & 0x7F, sequence, timestamp, ssrc, bool(second & 0x80), datagram[start:end]
+    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python-level call.
+    return _new_header(
+        RtpHeader,
+        (second & 0x7F, sequence, timestamp, ssrc, bool(second & 0x80), datagram[start:end]),
     )
 
 

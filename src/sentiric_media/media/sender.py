@@ -40,6 +40,7 @@ class RtpSender:
         self.format: MediaFormat = PCMU.format()
         self._encoder: Encoder = self.format.new_encoder()
         self._resampler: ChunkResampler | None = None
+        self._clock_rate = self.format.clock_rate
         self._ssrc = random.getrandbits(32)
         self._sequence = random.getrandbits(16)
         self._timestamp_base = random.getrandbits(32)
@@ -53,6 +54,7 @@ class RtpSender:
     def set_rate(self, rate: int) -> None:
         """Frames come at `rate` from now on."""
         self.rate = rate
+        self._clock_rate = self.format.clock_rate  # read every packet: no property chain
         self._resampler = (
             ChunkResampler(rate, self.format.sample_rate)
             if self.format.sample_rate != rate
@@ -71,9 +73,10 @@ class RtpSender:
 
     def pause(self) -> None:
         """No frame this tick: the next one starts a talkspurt."""
-        self._talking = False
-        self._buffer = self._buffer[:0]
-        self._cached = None
+        if self._talking:
+            self._talking = False
+            self._buffer = self._buffer[:0]
+            self._cached = None
 
     def send(
         self, pcm: np.ndarray, position: int, cached: tuple[EncodedPrompt, int] | None
@@ -89,10 +92,12 @@ class RtpSender:
         fmt = self.format
         if self._resampler is None and fmt.packet_samples == len(pcm):
             # The common case: one frame is one packet.
-            payload = _cached_packet(cached, fmt)
+            payload = None
+            if cached is not None and cached[0].key == fmt.encoder_key:
+                payload = cached[0].packet_at(cached[1])
             if payload is None:
                 payload = self._encoder.encode(pcm)
-            timestamp = self._timestamp_base + position * fmt.clock_rate // self.rate
+            timestamp = self._timestamp_base + position * self._clock_rate // self.rate
             marker = not self._talking
             self._talking = True
             return self._send(payload, timestamp, marker)
@@ -118,8 +123,8 @@ class RtpSender:
         sent = True
         while len(self._buffer) >= size:
             payload = None
-            if self._cached is not None:
-                payload = _cached_packet(self._cached, fmt)
+            if self._cached is not None and self._cached[0].key == fmt.encoder_key:
+                payload = self._cached[0].packet_at(self._cached[1])
                 self._cached = (self._cached[0], self._cached[1] + size)
             if payload is None:
                 payload = self._encoder.encode(self._buffer[:size])
@@ -145,12 +150,3 @@ class RtpSender:
         self.stats.packets_out += 1
         self.stats.bytes_out += len(packet)
         return True
-
-
-def _cached_packet(cached: tuple[EncodedPrompt, int] | None, fmt: MediaFormat) -> bytes | None:
-    if cached is None:
-        return None
-    encoded, start = cached
-    if encoded.key != fmt.encoder_key:
-        return None
-    return encoded.packet_at(start)

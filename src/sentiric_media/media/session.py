@@ -70,6 +70,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self.source: Address | None = None
         self.stats = SessionStats()
         self.rate = 8000
+        self.frame_samples = self.rate * FRAME_MS // 1000
         self.receiver = RtpReceiver(self.stats, self.rate, clock.seconds_to_samples, self.log)
         self.receiver.detected = self._caller_codec
         self.sender = RtpSender(self.stats, self.rate)
@@ -84,10 +85,6 @@ class MediaSession(asyncio.DatagramProtocol):
         self.sdp_session_id = random.getrandbits(31)
         self.sdp_version = 0
         self.pending_offer: OfferState | None = None  # our SDP offer awaiting its answer
-
-    @property
-    def frame_samples(self) -> int:
-        return self.rate * FRAME_MS // 1000
 
     @property
     def jitter_delay(self) -> int:
@@ -167,14 +164,15 @@ class MediaSession(asyncio.DatagramProtocol):
 
     def on_tick(self, frame: int) -> None:
         position = frame * self.frame_samples + self.phase_offset
-        taps = self.taps
-        self.receiver.drain(taps, position)
+        taps, receiver, sender = self.taps, self.receiver, self.sender
+        if receiver.pending or receiver.waiting:
+            receiver.drain(taps, position)
         for tap in taps:
             tap.on_tick(position)
         outgoing = self.playout.next_frame()
         if outgoing is None:
-            self.sender.pause()
-        elif self.sender.send(outgoing, position, self.playout.prompt_slice):
+            sender.pause()
+        elif sender.send(outgoing, position, self.playout.prompt_slice) and taps:
             for tap in taps:
                 tap.on_bot(position, outgoing)
 
@@ -198,6 +196,7 @@ class MediaSession(asyncio.DatagramProtocol):
         rate = send.sample_rate
         if rate != self.rate and not self.taps and not len(self.playout):
             self.rate = rate
+            self.frame_samples = rate * FRAME_MS // 1000
             self.phase_offset = self.frame_samples * self._phase // self._clock.phases
             self.playout.frame_samples = self.frame_samples
             self.receiver.set_rate(rate)

@@ -109,6 +109,17 @@ class MediaFormat:
     payload_type: int
     ptime: int = 20
     fmtp: Mapping[str, str] = field(default_factory=dict)
+    # Derived once (the send path reads them every packet).
+    packet_samples: int = field(init=False, compare=False)  # PCM samples in one packet we send
+    # What makes two formats' encoders give the same bits (for shared prompt caches).
+    encoder_key: tuple[object, ...] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_field = object.__setattr__  # frozen: derived fields are set once, here
+        set_field(self, "packet_samples", self.codec.sample_rate * self.ptime // 1000)
+        set_field(
+            self, "encoder_key", (self.codec.key, self.ptime, tuple(sorted(self.fmtp.items())))
+        )
 
     @property
     def name(self) -> str:
@@ -124,18 +135,8 @@ class MediaFormat:
         """PCM samples per second of the decoded audio."""
         return self.codec.sample_rate
 
-    @property
-    def packet_samples(self) -> int:
-        """PCM samples (at `sample_rate`) in one packet we send."""
-        return self.codec.sample_rate * self.ptime // 1000
-
     def new_encoder(self) -> Encoder:
         return self.codec.new_encoder(self)
 
     def new_decoder(self) -> Decoder:
         return self.codec.new_decoder(self)
-
-    @property
-    def encoder_key(self) -> tuple[object, ...]:
-        """What makes two formats' encoders give the same bits (for shared prompt caches)."""
-        return (self.codec.key, self.ptime, tuple(sorted(self.fmtp.items())))
