@@ -42,6 +42,8 @@ from sentiric_media.media.taps import CallerFrame, Tap
 MAX_PENDING = 256
 # Packets waiting for a missing one, at most; beyond this the gap is given up.
 MAX_HELD = 16
+# NamedTuples built without their Python-level __new__ (once per packet).
+_new_frame = tuple.__new__
 # Longest loss that is concealed by the codec; longer gaps stay silent.
 MAX_CONCEAL_MS = 120
 
@@ -62,18 +64,22 @@ class _Packet(NamedTuple):
 class _Decoding:
     """A decoder for one payload type, resampled to the session rate where they differ."""
 
-    __slots__ = ("decoder", "ratio", "resampler", "stateful")
+    __slots__ = ("decode", "decoder", "ratio", "resampler", "stateful")
 
     def __init__(self, fmt: MediaFormat, rate: int) -> None:
         self.decoder: Decoder = fmt.new_decoder()
         self.stateful = fmt.codec.stateful
         self.ratio = (rate, fmt.sample_rate)
         self.resampler = FrameResampler(fmt.sample_rate, rate) if fmt.sample_rate != rate else None
+        # Called per packet: the decoder's own method unless the rates differ.
+        self.decode: Callable[[bytes], np.ndarray] = (
+            self.decoder.decode if self.resampler is None else self._resampled
+        )
 
     def _out(self, pcm: np.ndarray) -> np.ndarray:
         return pcm if self.resampler is None else self.resampler.process(pcm)
 
-    def decode(self, payload: bytes) -> np.ndarray:
+    def _resampled(self, payload: bytes) -> np.ndarray:
         return self._out(self.decoder.decode(payload))
 
     def conceal(self, samples: int, next_payload: bytes, single: bool) -> np.ndarray:
@@ -210,10 +216,22 @@ class RtpReceiver:
                 packet = _Packet(extended, payload_type, payload, 0, 0, placement.anchor, 0, False)
             else:
                 position = placement.place(ssrc, timestamp, marker, arrival_position)
-                if not taps and not self._held and (self._next is None or extended == self._next):
-                    # Nobody listens and nothing waits: only the sequence moves on.
+                if not self._held and (self._next is None or extended == self._next):
+                    # In order and nothing waits: decode for whoever listens, at once.
                     self._next = extended + 1
-                    if self._decoding:
+                    if not audio:
+                        pass  # comfort noise: its place in the sequence is all it takes
+                    elif taps:
+                        self._emit(
+                            self._decoding_for(payload_type),
+                            payload,
+                            position,
+                            placement.stamp,
+                            placement.anchor,
+                            arrival_position,
+                            taps,
+                        )
+                    elif self._decoding:
                         self._idle_decoders()
                     continue
                 packet = _Packet(
@@ -258,7 +276,7 @@ class RtpReceiver:
                 if self.formats[packet.payload_type].codec.stateful:
                     self.stats.drops["late"] += 1
                 else:
-                    self._emit(packet, self._decoding_for(packet.payload_type), taps)
+                    self._emit_packet(packet, taps)
             return
         self._held[extended] = packet
         if len(self._held) > MAX_HELD:
@@ -287,7 +305,7 @@ class RtpReceiver:
         if not packet.audio:
             return
         if taps:
-            self._emit(packet, self._decoding_for(packet.payload_type), taps)
+            self._emit_packet(packet, taps)
         elif self._decoding:
             self._idle_decoders()
 
@@ -310,11 +328,31 @@ class RtpReceiver:
             )
         return decoding
 
-    def _emit(self, packet: _Packet, decoding: _Decoding, taps: Sequence[Tap]) -> None:
-        pcm = decoding.decode(packet.payload)
+    def _emit_packet(self, packet: _Packet, taps: Sequence[Tap]) -> None:
+        self._emit(
+            self._decoding_for(packet.payload_type),
+            packet.payload,
+            packet.position,
+            packet.stamp,
+            packet.anchor,
+            packet.arrival,
+            taps,
+        )
+
+    def _emit(
+        self,
+        decoding: _Decoding,
+        payload: bytes,
+        position: int,
+        stamp: int,
+        anchor: Anchor,
+        arrival: int,
+        taps: Sequence[Tap],
+    ) -> None:
+        pcm = decoding.decode(payload)
         count = len(pcm)
-        self._last_end = (packet.position + count, packet.stamp + count, packet.anchor)
-        frame = CallerFrame(packet.position, packet.stamp, packet.anchor, packet.arrival, pcm)
+        self._last_end = (position + count, stamp + count, anchor)
+        frame = _new_frame(CallerFrame, (position, stamp, anchor, arrival, pcm))
         for tap in taps:
             tap.on_caller(frame)
 
