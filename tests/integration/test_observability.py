@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import grpc
 import pytest
@@ -74,8 +76,17 @@ async def test_metrics_follow_the_traffic(service, stub, peer):
         play(stub, port, "http://x", peer.address_text), grpc.StatusCode.INVALID_ARGUMENT
     )
 
-    _, text = await http_get(service.metrics_port, "/metrics")
-    after = parse_metrics(text)
+    requests = "sentiric_media_grpc_requests_total"
+    # A request is counted when its handler returns, which may be just after the
+    # caller saw the status: scrape until the last one is in.
+    deadline = time.monotonic() + 2
+    while True:
+        _, text = await http_get(service.metrics_port, "/metrics")
+        after = parse_metrics(text)
+        counted = metric(after, requests, method="PlayAudio", code="INVALID_ARGUMENT")
+        if counted is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
     assert metric(after, "sentiric_media_sessions_active") == 1
     assert metric(after, "sentiric_media_rtp_ports", state="free") == size - 1
     assert metric(after, "sentiric_media_rtp_ports", state="in_use") == 1
@@ -84,7 +95,6 @@ async def test_metrics_follow_the_traffic(service, stub, peer):
     assert metric(after, "sentiric_media_rtp_bytes_sent_total") == 15 * 172
     assert metric(after, "sentiric_media_pacing_lateness_seconds_bucket", le="+Inf") > 0
     assert metric(after, "sentiric_media_pacing_lateness_seconds_count") > 0
-    requests = "sentiric_media_grpc_requests_total"
     assert metric(after, requests, method="AllocatePort", code="OK") == 1
     assert metric(after, requests, method="PlayAudio", code="OK") == 1
     assert metric(after, requests, method="PlayAudio", code="NOT_FOUND") == 1
