@@ -61,15 +61,23 @@ class _Packet(NamedTuple):
     audio: bool  # False for comfort noise and telephone-events: counted, not decoded
 
 
+class _End(NamedTuple):
+    """Where the last decoded audio ended: a concealment starts there."""
+
+    position: int
+    stamp: int
+    anchor: Anchor
+
+
 class _Decoding:
     """A decoder for one payload type, resampled to the session rate where they differ."""
 
-    __slots__ = ("decode", "decoder", "ratio", "resampler", "stateful")
+    __slots__ = ("codec_rate", "decode", "decoder", "rate", "resampler", "stateful")
 
     def __init__(self, fmt: MediaFormat, rate: int) -> None:
         self.decoder: Decoder = fmt.new_decoder()
         self.stateful = fmt.codec.stateful
-        self.ratio = (rate, fmt.sample_rate)
+        self.rate, self.codec_rate = rate, fmt.sample_rate
         self.resampler = FrameResampler(fmt.sample_rate, rate) if fmt.sample_rate != rate else None
         # Called per packet: the decoder's own method unless the rates differ.
         self.decode: Callable[[bytes], np.ndarray] = (
@@ -84,8 +92,7 @@ class _Decoding:
 
     def conceal(self, samples: int, next_payload: bytes, single: bool) -> np.ndarray:
         """`samples` (at the session rate) lost before `next_payload`."""
-        rate, codec_rate = self.ratio
-        count = samples * codec_rate // rate
+        count = samples * self.codec_rate // self.rate
         pcm = self.decoder.decode_fec(next_payload, count) if single else None
         return self._out(self.decoder.conceal(count) if pcm is None else pcm)
 
@@ -120,7 +127,7 @@ class RtpReceiver:
         self._ssrc: int | None = None
         self._next: int | None = None  # next extended sequence number to decode
         self._held: dict[int, _Packet] = {}
-        self._last_end: tuple[int, int, Anchor] | None = None  # (position, stamp, anchor)
+        self._last_end: _End | None = None  # where the last decoded audio ended
 
     # ---- arrival --------------------------------------------------------------------
 
@@ -351,7 +358,7 @@ class RtpReceiver:
     ) -> None:
         pcm = decoding.decode(payload)
         count = len(pcm)
-        self._last_end = (position + count, stamp + count, anchor)
+        self._last_end = _End(position + count, stamp + count, anchor)
         frame = _new_frame(CallerFrame, (position, stamp, anchor, arrival, pcm))
         for tap in taps:
             tap.on_caller(frame)
