@@ -146,6 +146,7 @@ class MediaApp:
             recordings_stored=self.recordings.stored,
             recording_store_failures=self.recordings.failures,
             events_waiting=self.publisher.waiting,
+            stream_events_dropped=manager.events.dropped,
         )
 
 

@@ -27,10 +27,11 @@ async def test_unbuilt_unary_rpcs_are_unimplemented(stub, method):
     await rpc_error(getattr(stub, method)(request), grpc.StatusCode.UNIMPLEMENTED)
 
 
-async def test_stream_events_is_unimplemented(stub):
+async def test_stream_events_on_an_unknown_port_is_not_found(stub):
     port = await allocate(stub, "err-events")
-    call = stub.StreamEvents(pb.StreamEventsRequest(server_rtp_port=port, keywords=["yes"]))
-    await stream_error(call, grpc.StatusCode.UNIMPLEMENTED)
+    call = stub.StreamEvents(pb.StreamEventsRequest(server_rtp_port=port + 2, keywords=["yes"]))
+    message = await stream_error(call, grpc.StatusCode.NOT_FOUND)
+    assert str(port + 2) in message
 
 
 async def test_service_keeps_working_after_errors(service, stub):

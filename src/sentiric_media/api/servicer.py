@@ -17,6 +17,7 @@ from sentiric_media.api.v1 import media_pb2 as pb
 from sentiric_media.api.v1 import media_pb2_grpc as pb_grpc
 from sentiric_media.control.manager import SessionManager
 from sentiric_media.errors import InvalidArgument
+from sentiric_media.events.bus import MediaEvent
 from sentiric_media.media.playout import TtsStream
 from sentiric_media.media.transport import format_address, looks_like_host_port
 from sentiric_media.observability.logging import call_id_var, trace_id_var
@@ -122,6 +123,17 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
             self.manager.close_live(port, stream)
 
     @streaming
+    async def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: Any
+    ) -> AsyncIterator[pb.MediaEvent]:
+        subscription = self.manager.open_events(request.server_rtp_port, list(request.keywords))
+        try:
+            while (event := await subscription.next_event()) is not None:
+                yield to_message(event)
+        finally:
+            self.manager.events.close(subscription)
+
+    @streaming
     async def StreamAudioToCall(
         self, requests: AsyncIterator[pb.StreamAudioToCallRequest], context: Any
     ) -> AsyncIterator[pb.StreamAudioToCallResponse]:
@@ -190,6 +202,20 @@ async def _next_message(requests: AsyncIterator[Any], idle: float) -> Any:
         return "closed"
     except TimeoutError:
         return "idle"
+
+
+def to_message(event: MediaEvent) -> pb.MediaEvent:
+    """A bus event as the contract's `MediaEvent` (`kind` names the oneof field)."""
+    message = pb.MediaEvent(
+        call_id=event.call_id,
+        server_rtp_port=event.port,
+        timestamp_ms=event.timestamp_ms,
+        media_time_ms=max(0, event.media_time_ms),
+    )
+    getattr(message, event.kind).SetInParent()
+    for name, value in event.data.items():
+        setattr(getattr(message, event.kind), name, value)
+    return message
 
 
 def _looks_like_uri(text: str) -> bool:

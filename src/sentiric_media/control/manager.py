@@ -21,6 +21,7 @@ from sentiric_media.config import Settings
 from sentiric_media.control.negotiator import Negotiated, Negotiator
 from sentiric_media.control.ports import PortPool
 from sentiric_media.control.recordings import Recordings, StoredRecording
+from sentiric_media.control.subscriptions import EventStreams, Subscription
 from sentiric_media.errors import InvalidArgument, MediaError, NotFound
 from sentiric_media.events.bus import EventBus
 from sentiric_media.media.clock import MediaClock
@@ -70,6 +71,8 @@ class SessionManager:
         self.prompts = prompts
         self.encodings = PromptEncodings()
         self.negotiator = Negotiator(settings)
+        self.events = EventStreams()
+        bus.subscribe(self.events.deliver)
         self.pool = pool or PortPool(settings.even_ports(), settings.port_quarantine_seconds)
         self.by_port: dict[int, MediaSession] = {}
         self.by_call: dict[str, MediaSession] = {}
@@ -157,6 +160,7 @@ class SessionManager:
         if self.by_call.get(session.call_id) is session:
             del self.by_call[session.call_id]
         session.close()
+        self.events.end_port(port)  # after close: its last events are delivered first
         self._retire(session)
         self.pool.release(port)
         session.log.info(
@@ -256,6 +260,10 @@ class SessionManager:
         return self.negotiator.negotiate(
             self.session(port), remote_sdp, sdp_type, preferences, srtp, public_address
         )
+
+    def open_events(self, port: int, keywords: list[str]) -> Subscription:
+        self.session(port)
+        return self.events.open(port, tuple(word.strip() for word in keywords if word.strip()))
 
     def stop_audio(self, port: int) -> int:
         return self.session(port).playout.stop()

@@ -55,6 +55,7 @@ class MetricsSnapshot:
     recordings_stored: int = 0
     recording_store_failures: int = 0
     events_waiting: int = 0
+    stream_events_dropped: int = 0
 
 
 class MediaCollector(Collector):
@@ -87,6 +88,11 @@ class MediaCollector(Collector):
                 "RecordAudio messages dropped for slow readers.",
             ),
             ("tts_stream_underruns", s.tts_underruns, "StreamAudioToCall buffer underruns."),
+            (
+                "stream_events_dropped",
+                s.stream_events_dropped,
+                "StreamEvents events dropped for slow subscribers (oldest first).",
+            ),
             ("rtp_port_bind_failures", s.port_bind_failures, "Ports that failed to bind."),
             ("rtp_inactivity_timeouts", s.inactivity_timeouts, "Sessions silent too long."),
             (
