@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # --- prompts and live audio --------------------------------------------------
     assets_base_path: Path = Field(Path("assets"), alias="ASSETS_BASE_PATH")
     live_audio_stream_buffer: int = Field(64, alias="LIVE_AUDIO_STREAM_BUFFER", ge=1, le=10000)
+    # False: as the Rust service, no RecordAudio message while no caller audio arrives.
+    live_audio_send_silence: bool = Field(True, alias="LIVE_AUDIO_SEND_SILENCE")
     max_data_uri_bytes: int = Field(
         20 * 1024 * 1024, alias="MEDIA_SERVICE_MAX_DATA_URI_BYTES", ge=1024
     )

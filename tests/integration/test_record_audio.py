@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import grpc
@@ -210,3 +211,34 @@ async def test_slow_reader_gets_merged_messages_and_loses_oldest(make_service, p
 async def _collect(call, into: list) -> None:
     while (message := await call.read()) is not grpc.aio.EOF:
         into.append(message)
+
+
+async def test_without_send_silence_messages_come_only_while_the_caller_talks(make_service, peer):
+    # LIVE_AUDIO_SEND_SILENCE=false: the Rust service's behaviour, for readers that stop
+    # after a quiet spell.
+    _, stub = await make_service(live_audio_send_silence=False)
+    port = await allocate(stub, "live-no-silence")
+    call = stub.RecordAudio(pb.RecordAudioRequest(server_rtp_port=port, frame_ms=100))
+    received: list[bytes] = []
+
+    async def collect() -> None:
+        async for message in call:
+            received.append(message.audio_data)
+
+    reader = asyncio.create_task(collect())
+    await asyncio.sleep(0.6)
+    assert received == []  # no caller audio: nothing is sent
+    source = speech()[:8000]  # 1 s, with one packet in ten lost
+    packets = rtp_packets(source)
+    await send_paced(peer, port, [p for k, p in enumerate(packets) if k % 10 != 5])
+    await asyncio.sleep(0.6)
+    # The talkspurt, its lost packets filled, plus at most the 200 ms hangover.
+    assert 10 <= len(received) <= 13, len(received)
+    audio = np.concatenate([np.frombuffer(chunk, "<i2") for chunk in received])
+    assert len(audio) == 1600 * len(received)
+    settled = len(received)
+    await asyncio.sleep(0.5)
+    assert len(received) == settled  # the caller stopped: so did the stream
+    call.cancel()
+    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+        await reader

@@ -278,7 +278,10 @@ class SessionManager:
         frame_ms = 20 if frame_ms is None else frame_ms
         if not (20 <= frame_ms <= 200 and frame_ms % 20 == 0):
             raise InvalidArgument(f"frame_ms {frame_ms} must be 20..200 in steps of 20")
-        return session.open_live(rate, frame_ms, self.settings.live_audio_stream_buffer)
+        settings = self.settings
+        return session.open_live(
+            rate, frame_ms, settings.live_audio_stream_buffer, settings.live_audio_send_silence
+        )
 
     def close_live(self, port: int, stream: LiveAudioStream) -> None:
         """The reader's RPC ended (each stream comes here exactly once)."""

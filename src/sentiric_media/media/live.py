@@ -20,6 +20,9 @@ import numpy as np
 from sentiric_media.audio.resample import FrameResampler
 from sentiric_media.media.taps import DelayedTap
 
+# Without continuous silence, caller audio missing this long after the last heard is a pause.
+HANGOVER_MS = 200
+
 
 class LiveAudioStream:
     """A bounded, merging queue of L16 messages for one reader."""
@@ -81,9 +84,16 @@ class LiveTap(DelayedTap):
         frame_samples: int,
         delay: int,
         drops: Counter[str],
+        send_silence: bool = True,
     ) -> None:
         super().__init__(rate, frame_samples, delay, drops)
         self.stream = stream
+        # With `send_silence` False (LIVE_AUDIO_SEND_SILENCE=false, the Rust service's
+        # behaviour) a message goes out only while the caller talks: when it holds
+        # caller audio, or within `HANGOVER_MS` of some, so lost packets inside a
+        # talkspurt are still filled and the audio sent keeps its timing.
+        self.send_silence = send_silence
+        self._heard_until: int | None = None
 
     def on_tick(self, position: int) -> None:
         jitter = self.buffer(position)
@@ -95,7 +105,15 @@ class LiveTap(DelayedTap):
             return
         if end - jitter.cursor > block:
             jitter.skip_to(end - block)
-        self.stream.push_block(jitter.read(block)[0])
+        audio, heard = jitter.read(block)
+        if heard:
+            self._heard_until = jitter.cursor
+        elif not self.send_silence and (
+            self._heard_until is None
+            or jitter.cursor - self._heard_until > self.rate * HANGOVER_MS // 1000
+        ):
+            return
+        self.stream.push_block(audio)
 
     def close(self) -> None:
         self.stream.close()

@@ -257,14 +257,21 @@ class MediaSession(asyncio.DatagramProtocol):
             )
             self._add_tap(self._echo_tap)
 
-    def open_live(self, rate: int, frame_ms: int, max_backlog: int) -> LiveAudioStream:
+    def open_live(
+        self, rate: int, frame_ms: int, max_backlog: int, send_silence: bool = True
+    ) -> LiveAudioStream:
         """Start live caller audio for a new reader; an earlier reader's stream ends."""
         if self._live_tap is not None:
             self._remove_tap(self._live_tap)
             self.log.info("RecordAudio replaced by a new reader")
         self.live = LiveAudioStream(self.rate, rate, frame_ms, max_backlog)
         self._live_tap = LiveTap(
-            self.live, self.rate, self.frame_samples, self.jitter_delay, self.stats.drops
+            self.live,
+            self.rate,
+            self.frame_samples,
+            self.jitter_delay,
+            self.stats.drops,
+            send_silence,
         )
         self._add_tap(self._live_tap)
         return self.live
