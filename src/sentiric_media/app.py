@@ -20,10 +20,12 @@ from sentiric_media.config import Settings
 from sentiric_media.control.manager import SessionManager
 from sentiric_media.control.recordings import Recordings
 from sentiric_media.events.broker import (
+    DTMF_RECEIVED,
     PLAYBACK_FINISHED,
     LogPublisher,
     Publisher,
     RabbitPublisher,
+    dtmf_received,
     playback_finished,
 )
 from sentiric_media.events.bus import EventBus, MediaEvent, log_event
@@ -106,6 +108,8 @@ class MediaApp:
     def _to_broker(self, event: MediaEvent) -> None:
         if event.kind == "playback_finished":
             self.publisher.publish(PLAYBACK_FINISHED, playback_finished(event))
+        elif event.kind == "dtmf":
+            self.publisher.publish(DTMF_RECEIVED, dtmf_received(event))
 
     def _count_request(self, method: str, code: str) -> None:
         self.metrics.grpc_requests.labels(method, code).inc()

@@ -140,6 +140,7 @@ class Negotiator:
             agreement.dtmf_payload_type,
             remote,
             agreement.sends,
+            agreement.dtmf_clock_rate,
         )
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 RECORDING_AVAILABLE = "call.recording.available"
 PLAYBACK_FINISHED = "call.media.playback.finished"
+DTMF_RECEIVED = "call.media.dtmf.received"
 
 
 def rfc3339(moment: datetime | None = None) -> str:
@@ -53,6 +54,18 @@ def playback_finished(event: MediaEvent) -> dict[str, Any]:
         "uri": event.data["audio_uri"],
         "interrupted": event.data["interrupted"],
         "playedMs": event.data["played_ms"],
+        "timestamp": rfc3339(),
+    }
+
+
+def dtmf_received(event: MediaEvent) -> dict[str, Any]:
+    return {
+        "eventType": DTMF_RECEIVED,
+        "traceId": event.trace_id,
+        "callId": event.call_id,
+        "digit": event.data["digit"],
+        "durationMs": event.data["duration_ms"],
+        "source": event.data["source"],
         "timestamp": rfc3339(),
     }
 

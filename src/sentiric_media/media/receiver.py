@@ -123,6 +123,8 @@ class RtpReceiver:
         self.formats: dict[int, MediaFormat] = {0: PCMU.format(), 8: PCMA.format()}
         self.dtmf_payload_type: int | None = None
         self.detected: Callable[[MediaFormat], None] | None = None
+        # Told of every telephone-event packet: (RTP timestamp, payload, arrival).
+        self.telephone_events: Callable[[int, bytes, float], None] | None = None
         self._decoding: dict[int, _Decoding] = {}
         self._ssrc: int | None = None
         self._next: int | None = None  # next extended sequence number to decode
@@ -220,6 +222,8 @@ class RtpReceiver:
             if event:
                 # Telephone-events hold one timestamp for a whole key press: they
                 # must not move the caller's timing.
+                if self.telephone_events is not None:
+                    self.telephone_events(timestamp, payload, arrival)
                 packet = _Packet(extended, payload_type, payload, 0, 0, placement.anchor, 0, False)
             else:
                 position = placement.place(ssrc, timestamp, marker, arrival_position)

@@ -23,6 +23,7 @@ from sentiric_media.audio.timeline import Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
+from sentiric_media.media.dtmf import DtmfPress, Rfc4733Receiver
 from sentiric_media.media.echo import EchoTap
 from sentiric_media.media.live import LiveAudioStream, LiveTap
 from sentiric_media.media.negotiation import OfferState
@@ -81,6 +82,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self._live_tap: LiveTap | None = None
         self._echo_tap: EchoTap | None = None
         self._negotiated_remote: Address | None = None
+        self._dtmf: Rfc4733Receiver | None = None
         # SDP o= line: one session id for the session's life, a version per new SDP.
         self.sdp_session_id = random.getrandbits(31)
         self.sdp_version = 0
@@ -169,6 +171,8 @@ class MediaSession(asyncio.DatagramProtocol):
             receiver.drain(taps, position)
         for tap in taps:
             tap.on_tick(position)
+        if self._dtmf is not None and self._dtmf.pressing:
+            self._dtmf.check(time.monotonic())
         outgoing = self.playout.next_frame()
         if outgoing is None:
             sender.pause()
@@ -185,6 +189,7 @@ class MediaSession(asyncio.DatagramProtocol):
         dtmf_payload_type: int | None,
         remote: Address | None,
         sending: bool,
+        dtmf_clock_rate: int | None = None,
     ) -> None:
         """Apply a negotiation (first or re-offer) to the live session, in place.
 
@@ -202,6 +207,14 @@ class MediaSession(asyncio.DatagramProtocol):
             self.receiver.set_rate(rate)
             self.sender.set_rate(rate)
         self.receiver.set_formats(receive, dtmf_payload_type)
+        if dtmf_payload_type is not None:
+            clock = dtmf_clock_rate or send.clock_rate
+            if self._dtmf is None or self._dtmf.clock_rate != clock:
+                self._dtmf = Rfc4733Receiver(clock, self._dtmf_pressed)
+            self.receiver.telephone_events = self._dtmf.packet
+        else:
+            self._dtmf = None
+            self.receiver.telephone_events = None
         self.sender.set_format(send)
         self.sender.sending = sending
         if remote is not None and remote != self._negotiated_remote:
@@ -226,6 +239,14 @@ class MediaSession(asyncio.DatagramProtocol):
         if fmt.codec is not self.sender.format.codec:
             self.log.info("caller sends %s; answering in %s", fmt.name, fmt.name)
             self.sender.set_format(fmt)
+
+    def _dtmf_pressed(self, press: DtmfPress) -> None:
+        onset_ms = int((press.onset - self.created_at) * 1000)
+        self.emit(
+            "dtmf",
+            {"digit": press.digit, "duration_ms": press.duration_ms, "source": "rfc4733"},
+            media_ms=onset_ms,
+        )
 
     # ---- taps ----------------------------------------------------------------------
 
@@ -323,6 +344,8 @@ class MediaSession(asyncio.DatagramProtocol):
 
     # ---- events ------------------------------------------------------------------
 
-    def emit(self, kind: str, data: dict[str, Any]) -> None:
-        media_ms = int((time.monotonic() - self.created_at) * 1000)
+    def emit(self, kind: str, data: dict[str, Any], media_ms: int | None = None) -> None:
+        """Publish an event; `media_ms` (since the session began) defaults to now."""
+        if media_ms is None:
+            media_ms = int((time.monotonic() - self.created_at) * 1000)
         self._bus.publish(MediaEvent(kind, self.call_id, self.port, self.trace_id, media_ms, data))
