@@ -15,12 +15,11 @@ from tests.integration.helpers import allocate, rpc_error, stream_error
 
 def _unary_requests(port: int) -> dict[str, object]:
     return {
-        "SendDtmf": pb.SendDtmfRequest(server_rtp_port=port, digits="123#", duration_ms=100),
         "GetSessionStats": pb.GetSessionStatsRequest(server_rtp_port=port),
     }
 
 
-@pytest.mark.parametrize("method", ["SendDtmf", "GetSessionStats"])
+@pytest.mark.parametrize("method", ["GetSessionStats"])
 async def test_unbuilt_unary_rpcs_are_unimplemented(stub, method):
     port = await allocate(stub, "err-unimpl")
     request = _unary_requests(port)[method]

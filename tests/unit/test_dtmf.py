@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sentiric_media.events.broker import DTMF_RECEIVED, dtmf_received
@@ -13,6 +14,7 @@ from sentiric_media.media.dtmf import (
     build_event,
     parse_event,
 )
+from sentiric_media.media.dtmf_send import GAP_MS, PAUSE_MS, DtmfTones
 
 CLOCK = 8000
 
@@ -113,3 +115,25 @@ def test_broker_message_of_a_digit_has_exactly_the_contract_keys() -> None:
     assert (body["traceId"], body["callId"], body["digit"]) == ("trace-1", "call-1", "#")
     assert (body["durationMs"], body["source"]) == (100, "rfc4733")
     assert body["timestamp"].endswith("Z")
+
+
+def test_outgoing_digits_are_whole_frames_of_two_tones_with_gaps_and_pauses() -> None:
+    tones = DtmfTones(8000, 160)
+    tones.add("1,#", 90)  # 90 ms rounds up to 5 frames
+    frames = []
+    while (frame := tones.next_frame()) is not None:
+        frames.append(frame)
+    kinds = "".join("t" if f.pcm is not None else "." for f in frames)
+    gap, pause = "." * (GAP_MS // 20), "." * (PAUSE_MS // 20)
+    assert kinds == "ttttt" + gap + pause + "ttttt" + gap
+    first = frames[:5]
+    assert [f.elapsed for f in first] == [160, 320, 480, 640, 800]
+    assert [f.end for f in first] == [False] * 4 + [True]
+    assert {f.event for f in first} == {1}
+    assert {f.event for f in frames[-5 - len(gap) : -len(gap)]} == {11}
+    pcm = np.concatenate([f.pcm for f in first]).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(pcm))
+    peaks = sorted(np.argsort(spectrum)[-2:] * 8000 / len(pcm))
+    assert peaks == pytest.approx([697, 1209], abs=10)  # "1" = 697 + 1209 Hz
+    # -10 dBm0 each: two sines of amplitude 7190 add to at most ~14 400.
+    assert 13000 < np.abs(pcm).max() < 14500

@@ -58,6 +58,11 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
         return pb.PlayAudioResponse(success=True, message=message)
 
     @unary
+    async def SendDtmf(self, request: pb.SendDtmfRequest, context: Any) -> Any:
+        self.manager.send_dtmf(request.server_rtp_port, request.digits, request.duration_ms)
+        return pb.SendDtmfResponse(success=True)
+
+    @unary
     async def StopAudio(self, request: pb.StopAudioRequest, context: Any) -> Any:
         stopped = self.manager.stop_audio(request.server_rtp_port)
         return pb.StopAudioResponse(success=True, stopped=stopped)

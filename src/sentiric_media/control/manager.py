@@ -25,6 +25,7 @@ from sentiric_media.control.subscriptions import EventStreams, Subscription
 from sentiric_media.errors import InvalidArgument, MediaError, NotFound
 from sentiric_media.events.bus import EventBus
 from sentiric_media.media.clock import MediaClock
+from sentiric_media.media.dtmf_send import DIGITS as DTMF_DIGITS
 from sentiric_media.media.encoded import PromptEncodings
 from sentiric_media.media.live import LiveAudioStream
 from sentiric_media.media.playout import Prompt, TtsStream
@@ -34,6 +35,7 @@ from sentiric_media.media.transport import bind_udp, format_address
 log = logging.getLogger(__name__)
 
 LIVE_RATES = (8000, 16000, 24000, 48000)
+DTMF_DEFAULT_MS, DTMF_MIN_MS, DTMF_MAX_MS = 100, 40, 2000
 TTS_RATE = 16000
 
 
@@ -264,6 +266,25 @@ class SessionManager:
     def open_events(self, port: int, keywords: list[str]) -> Subscription:
         self.session(port)
         return self.events.open(port, tuple(word.strip() for word in keywords if word.strip()))
+
+    def send_dtmf(self, port: int, digits: str, duration_ms: int) -> None:
+        session = self.session(port)
+        bad = sorted({c for c in digits if c.upper() not in DTMF_DIGITS})
+        if not digits or bad:
+            raise InvalidArgument(
+                f"digits {digits!r}: use 0-9 * # A-D and ',' (a 500 ms pause)"
+                + (f"; not {''.join(bad)!r}" if bad else "")
+            )
+        duration_ms = duration_ms or DTMF_DEFAULT_MS
+        if not DTMF_MIN_MS <= duration_ms <= DTMF_MAX_MS:
+            raise InvalidArgument(
+                f"duration_ms {duration_ms} must be {DTMF_MIN_MS}..{DTMF_MAX_MS} (default 100)"
+            )
+        if session.target is None:
+            raise InvalidArgument(
+                f"no RTP has arrived on port {port} and no target is known: nowhere to send"
+            )
+        session.send_dtmf(digits.upper(), duration_ms)
 
     def stop_audio(self, port: int) -> int:
         return self.session(port).playout.stop()

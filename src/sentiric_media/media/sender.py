@@ -21,10 +21,14 @@ import numpy as np
 
 from sentiric_media.audio.resample import ChunkResampler
 from sentiric_media.media.codecs import PCMU, Encoder, MediaFormat
+from sentiric_media.media.dtmf import build_event
+from sentiric_media.media.dtmf_send import DtmfFrame
 from sentiric_media.media.encoded import EncodedPrompt
 from sentiric_media.media.rtp import build_rtp
 from sentiric_media.media.stats import SessionStats
 from sentiric_media.media.transport import Address
+
+DTMF_VOLUME = 10  # -dBm0 written in our telephone-events (the in-band tones' level)
 
 
 class RtpSender:
@@ -41,6 +45,7 @@ class RtpSender:
         self._encoder: Encoder = self.format.new_encoder()
         self._resampler: ChunkResampler | None = None
         self._clock_rate = self.format.clock_rate
+        self._event_timestamp = 0
         self._ssrc = random.getrandbits(32)
         self._sequence = random.getrandbits(16)
         self._timestamp_base = random.getrandbits(32)
@@ -134,10 +139,34 @@ class RtpSender:
             self._buffer = self._buffer[size:]
         return sent
 
-    def _send(self, payload: bytes, timestamp: int, marker: bool) -> bool:
-        packet = build_rtp(
-            self.format.payload_type, self._sequence, timestamp, self._ssrc, payload, marker
-        )
+    def send_event(self, frame: DtmfFrame, position: int, payload_type: int) -> bool:
+        """An RFC 4733 telephone-event packet for one DTMF frame (the end one three times).
+
+        One timestamp for the whole digit (its first frame's position), the
+        marker on its first packet, the duration growing with every packet; the
+        sequence numbers are the audio stream's.
+        """
+        if self.target is None or self.transport is None or not self.sending:
+            return False
+        assert frame.pcm is not None  # pauses send nothing
+        first = frame.elapsed == len(frame.pcm)
+        if first:
+            self._event_timestamp = self._timestamp_base + position * self._clock_rate // self.rate
+        duration = frame.elapsed * self._clock_rate // self.rate
+        payload = build_event(frame.event, frame.end, DTMF_VOLUME, duration)
+        sent = self._send(payload, self._event_timestamp, first, payload_type)
+        if frame.end:
+            for _ in range(2):  # RFC 4733 §2.5.1.4: the end packet goes three times
+                sent = self._send(payload, self._event_timestamp, False, payload_type) and sent
+        # Audio after the digits starts a new talkspurt (marker, fresh timestamp).
+        self.pause()
+        return sent
+
+    def _send(
+        self, payload: bytes, timestamp: int, marker: bool, payload_type: int | None = None
+    ) -> bool:
+        pt = self.format.payload_type if payload_type is None else payload_type
+        packet = build_rtp(pt, self._sequence, timestamp, self._ssrc, payload, marker)
         self._sequence = (self._sequence + 1) & 0xFFFF
         transport, target = self.transport, self.target
         assert transport is not None

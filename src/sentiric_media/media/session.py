@@ -24,6 +24,7 @@ from sentiric_media.events.bus import EventBus, MediaEvent
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.dtmf import DtmfPress, Rfc4733Receiver
+from sentiric_media.media.dtmf_send import DtmfTones
 from sentiric_media.media.echo import EchoTap
 from sentiric_media.media.live import LiveAudioStream, LiveTap
 from sentiric_media.media.negotiation import OfferState
@@ -83,6 +84,8 @@ class MediaSession(asyncio.DatagramProtocol):
         self._echo_tap: EchoTap | None = None
         self._negotiated_remote: Address | None = None
         self._dtmf: Rfc4733Receiver | None = None
+        self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
+        self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
         # SDP o= line: one session id for the session's life, a version per new SDP.
         self.sdp_session_id = random.getrandbits(31)
         self.sdp_version = 0
@@ -173,12 +176,37 @@ class MediaSession(asyncio.DatagramProtocol):
             tap.on_tick(position)
         if self._dtmf is not None and self._dtmf.pressing:
             self._dtmf.check(time.monotonic())
+        if self.dtmf_out:
+            self._send_dtmf(position)
+            return
         outgoing = self.playout.next_frame()
         if outgoing is None:
             sender.pause()
         elif sender.send(outgoing, position, self.playout.prompt_slice) and taps:
             for tap in taps:
                 tap.on_bot(position, outgoing)
+
+    def _send_dtmf(self, position: int) -> None:
+        """Digits go out instead of the playout, which waits (prompts resume after)."""
+        frame = self.dtmf_out.next_frame()
+        sender = self.sender
+        if frame is None or frame.pcm is None:
+            sender.pause()
+            return
+        pt = self._dtmf_send_pt
+        if pt is not None:
+            sent = sender.send_event(frame, position, pt)
+        else:
+            sent = sender.send(frame.pcm, position, None)
+        if sent:
+            for tap in self.taps:  # the recording hears the tones either way
+                tap.on_bot(position, frame.pcm)
+
+    def send_dtmf(self, digits: str, duration_ms: int) -> None:
+        """Queue digits (validated by the caller) behind any still going out."""
+        self.dtmf_out.add(digits, duration_ms)
+        mode = "RFC 4733" if self._dtmf_send_pt is not None else "in-band tones"
+        self.log.info("sending DTMF %r (%d ms each, %s)", digits, duration_ms, mode)
 
     # ---- formats -------------------------------------------------------------------
 
@@ -206,7 +234,10 @@ class MediaSession(asyncio.DatagramProtocol):
             self.playout.frame_samples = self.frame_samples
             self.receiver.set_rate(rate)
             self.sender.set_rate(rate)
+            if not self.dtmf_out:
+                self.dtmf_out = DtmfTones(rate, self.frame_samples)
         self.receiver.set_formats(receive, dtmf_payload_type)
+        self._dtmf_send_pt = dtmf_payload_type
         if dtmf_payload_type is not None:
             clock = dtmf_clock_rate or send.clock_rate
             if self._dtmf is None or self._dtmf.clock_rate != clock:
