@@ -35,6 +35,8 @@ def test_demo_command_against_the_service_process(media_service, codec: str, nam
     print(output)
     assert result.returncode == 0, output
     assert re.search(rf"negotiated: {name}/\d+ payload type \d+", output), output
+    # The phone pressed 4 and 2 (RFC 4733): StreamEvents reported each once.
+    assert re.findall(r"dtmf: digit=(\d)", output) == ["4", "2"], output
     phone_to_service = re.search(rf"phone → service: (\d+) {name} packets", output)
     service_to_phone = re.search(
         r"service → phone: (\d+) packets of prompt audio, (\d+) missing", output

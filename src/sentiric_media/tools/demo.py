@@ -28,6 +28,7 @@ from sentiric_media.api.v1 import media_pb2 as pb
 from sentiric_media.api.v1 import media_pb2_grpc
 from sentiric_media.audio.decode import to_rate
 from sentiric_media.media.codecs import CODECS, MediaFormat
+from sentiric_media.media.dtmf import EVENTS, build_event
 from sentiric_media.media.rtp import build_rtp, parse_rtp
 
 PROMPT_URI = "file://audio/demo/welcome.wav"
@@ -104,6 +105,32 @@ async def _talk(
     return frames
 
 
+async def _press(
+    line: PhoneLine, port: int, host: str, digits: str, clock: int, first_sequence: int
+) -> None:
+    """The phone presses keys: RFC 4733 events of 100 ms, the end packet three times."""
+    assert line.transport is not None
+    sequence = first_sequence
+    for index, digit in enumerate(digits):
+        timestamp = (first_sequence + 20 * index) * clock // 50
+        for step in range(1, 6):
+            for _ in range(3 if step == 5 else 1):
+                payload = build_event(EVENTS.index(digit), step == 5, 10, step * clock // 50)
+                packet = build_rtp(101, sequence, timestamp, 0xDE30, payload, step == 1)
+                line.transport.sendto(packet, (host, port))
+                sequence += 1
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+
+
+async def _watch(stub: media_pb2_grpc.MediaServiceStub, port: int, events: list[str]) -> None:
+    async for event in stub.StreamEvents(pb.StreamEventsRequest(server_rtp_port=port)):
+        kind = event.WhichOneof("event")
+        detail = getattr(event, kind)
+        fields = ", ".join(f"{f.name}={v}" for f, v in detail.ListFields())
+        events.append(f"{event.media_time_ms:6d} ms  {kind}: {fields}")
+
+
 async def _listen(stub: media_pb2_grpc.MediaServiceStub, port: int, totals: dict) -> None:
     async for message in stub.RecordAudio(pb.RecordAudioRequest(server_rtp_port=port)):
         totals["messages"] += 1
@@ -168,6 +195,8 @@ async def run_demo(address: str, seconds: float, codec: str = "pcmu") -> int:
         )
         totals = {"messages": 0, "bytes": 0, "media_type": ""}
         listener = asyncio.create_task(_listen(stub, port, totals))
+        events: list[str] = []
+        watcher = asyncio.create_task(_watch(stub, port, events))
         recording_uri = f"file://demo/{call_id}.wav"
         await stub.StartRecording(
             pb.StartRecordingRequest(
@@ -178,14 +207,19 @@ async def run_demo(address: str, seconds: float, codec: str = "pcmu") -> int:
         print("prompt:", await _play(stub, port, wav))
         await asyncio.sleep(OVERLAP_AFTER)
         sent = await _talk(line, port, phone_host, pcm, fmt, seconds)
+        await _press(line, port, phone_host, "42", fmt.clock_rate, first_sequence=sent)
         await _wait_quiet(line, quiet=0.5, limit=15)
         stored = await stub.StopRecording(
             pb.StopRecordingRequest(server_rtp_port=port), metadata=metadata
         )
         await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port), metadata=metadata)
         await asyncio.wait_for(listener, 5)
+        await asyncio.wait_for(watcher, 5)
     line.transport.close()
     _report(sent, fmt.name, line, totals)
+    print("events (StreamEvents):")
+    for event in events:
+        print("  " + event)
     print(
         f"recording: {stored.recording_uri} ({stored.duration_ms} ms, stereo: caller left, "
         f"bot right); see it with: sentiric-media inspect recordings/demo/{call_id}.wav --png "
