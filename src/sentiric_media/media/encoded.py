@@ -32,6 +32,10 @@ class EncodedPrompt:
     packet_samples: int
     packets: tuple[bytes, ...]
 
+    def packet_for(self, key: tuple[object, ...], start: int) -> bytes | None:
+        """The packet beginning at sample `start`, if this encoding is of format `key`."""
+        return self.packet_at(start) if key == self.key else None
+
     def packet_at(self, start: int) -> bytes | None:
         """The packet that begins at sample `start`, if one does."""
         index, rest = divmod(start, self.packet_samples)

@@ -97,9 +97,7 @@ class RtpSender:
         fmt = self.format
         if self._resampler is None and fmt.packet_samples == len(pcm):
             # The common case: one frame is one packet.
-            payload = None
-            if cached is not None and cached[0].key == fmt.encoder_key:
-                payload = cached[0].packet_at(cached[1])
+            payload = None if cached is None else cached[0].packet_for(fmt.encoder_key, cached[1])
             if payload is None:
                 payload = self._encoder.encode(pcm)
             timestamp = self._timestamp_base + position * self._clock_rate // self.rate
@@ -128,9 +126,10 @@ class RtpSender:
         sent = True
         while len(self._buffer) >= size:
             payload = None
-            if self._cached is not None and self._cached[0].key == fmt.encoder_key:
-                payload = self._cached[0].packet_at(self._cached[1])
-                self._cached = (self._cached[0], self._cached[1] + size)
+            if self._cached is not None:
+                encoded, start = self._cached
+                payload = encoded.packet_for(fmt.encoder_key, start)
+                self._cached = (encoded, start + size)
             if payload is None:
                 payload = self._encoder.encode(self._buffer[:size])
             sent = self._send(payload, self._next_timestamp, self._marker) and sent
