@@ -135,16 +135,25 @@ class ServiceProcess:
         return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
+def require_tool(name: str, why: str, package: str) -> str:
+    """The path of the program `name`: missing is a failure under CI, a skip elsewhere."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{why}: apt-get install -y {package}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} not found (CI is set): {message}")
+        pytest.skip(f"{name} not found: {message}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
-    """The FFmpeg binary: missing is a failure under CI, a skip elsewhere."""
-    path = shutil.which("ffmpeg")
-    if path is None:
-        message = "FFmpeg is the phone of the end-to-end tests: apt-get install -y ffmpeg"
-        if os.environ.get("CI"):
-            pytest.fail(f"ffmpeg not found (CI is set): {message}")
-        pytest.skip(f"ffmpeg not found: {message}")
-    return path
+    return require_tool("ffmpeg", "FFmpeg is the phone of the end-to-end tests", "ffmpeg")
+
+
+@pytest.fixture(scope="session")
+def sox() -> str:
+    return require_tool("sox", "sox makes the DTMF test tones", "sox")
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ from tests.support import UdpPeer, read_wav, send_rtp
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5672/"
 RECORDING_KEY = "call.recording.available"
 PLAYBACK_KEY = "call.media.playback.finished"
+DTMF_KEY = "call.media.dtmf.received"
 PROMPT_URI = "file://audio/demo/welcome.wav"  # 5.1 s at 16 kHz, in the `assets` fixture
 REQUIRED_RECORDING_KEYS = {"eventType", "traceId", "callId", "recordingUri", "timestamp"}
 ALLOWED_RECORDING_EXTRAS = {"durationMs", "sampleRate", "channels", "format", "sizeBytes"}
@@ -270,7 +271,7 @@ async def broker(rabbitmq_url: str) -> AsyncIterator[TapFactory]:
         if exchange is None:
             own.append(declared)
         queue = await channel.declare_queue("", exclusive=True, auto_delete=True)
-        for key in (RECORDING_KEY, PLAYBACK_KEY):
+        for key in (RECORDING_KEY, PLAYBACK_KEY, DTMF_KEY):
             await queue.bind(declared, routing_key=key)
         result = Tap(name)
 

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from sentiric_media.analysis.dtmf_detect import DtmfBank
 from sentiric_media.audio.prompts import PromptLibrary
 from sentiric_media.audio.uri import ControlCommand, parse_audio_uri
 from sentiric_media.config import Settings
@@ -74,6 +75,8 @@ class SessionManager:
         self.encodings = PromptEncodings()
         self.negotiator = Negotiator(settings)
         self.events = EventStreams()
+        self.dtmf_bank = DtmfBank()  # in-band DTMF of all sessions, run once per frame
+        clock.after_frame.append(self.dtmf_bank.run)
         bus.subscribe(self.events.deliver)
         self.pool = pool or PortPool(settings.even_ports(), settings.port_quarantine_seconds)
         self.by_port: dict[int, MediaSession] = {}
@@ -129,6 +132,7 @@ class SessionManager:
             clock=self.clock,
             bus=self.bus,
             jitter_ms=self.settings.jitter_buffer_ms,
+            dtmf_bank=self.dtmf_bank,
         )
         # Registered before the first await, so a concurrent AllocatePort of the
         # same call finds this session instead of creating a second one.

@@ -5,9 +5,11 @@ default). A session is pinned to one slot; at slot p of frame k, reached at
 `epoch + k·20 ms + p·2 ms`, the clock calls `on_tick(k)` on every session of that
 slot. Spreading sessions over slots keeps one burst of sends from delaying all
 calls; deadlines are absolute, so pacing never drifts, and a slot never runs before
-its deadline. If the loop stalls, the clock catches up slot by slot (no audio is
-skipped; the sockets are read between slots) unless the stall exceeds
-`max_catch_up_ms`, in which case it jumps ahead and counts the skipped frames.
+its deadline. After the last slot of a frame the clock runs its `after_frame`
+hooks: work batched over all sessions (in-band DTMF detection). If the loop
+stalls, the clock catches up slot by slot (no audio is skipped; the sockets are
+read between slots) unless the stall exceeds `max_catch_up_ms`, in which case it
+jumps ahead and counts the skipped frames.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import bisect
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class MediaClock:
         self.max_catch_up = max_catch_up_ms / 1000
         self.epoch = time.monotonic()
         self._slots: list[list[ClockMember]] = [[] for _ in range(phases)]
+        self.after_frame: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self.lateness_counts = [0] * len(LATENESS_BUCKETS)
         self.lateness_sum = 0.0
@@ -99,6 +103,13 @@ class MediaClock:
                 except Exception:
                     self.member_errors += 1
                     log.exception("session tick failed")
+            if phase == self.phases - 1:
+                for hook in self.after_frame:
+                    try:
+                        hook()
+                    except Exception:
+                        self.member_errors += 1
+                        log.exception("frame hook failed")
             slot_index += 1
 
     def _observe(self, lateness: float) -> None:

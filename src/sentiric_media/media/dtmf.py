@@ -13,9 +13,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NamedTuple
 
-EVENTS = "0123456789*#ABCD"  # event codes 0-15 (RFC 4733 §3.2)
+from sentiric_media.audio.dtmf import KEYS
+
+EVENTS = KEYS  # event codes 0-15 (RFC 4733 §3.2) are the keys in this order
 END_TIMEOUT_MS = 500
 _PAYLOAD = struct.Struct("!BBH")
 
@@ -44,6 +47,13 @@ def build_event(event: int, end: bool, volume: int, duration: int) -> bytes:
     return _PAYLOAD.pack(event, (0x80 if end else 0) | (volume & 0x3F), duration & 0xFFFF)
 
 
+class DtmfSource(StrEnum):
+    """How a key press reached us (the `source` of CONTRACT.md's `DtmfDigit`)."""
+
+    RFC4733 = "rfc4733"
+    INBAND = "inband"
+
+
 @dataclass(frozen=True, slots=True)
 class DtmfPress:
     """A key press, reported once."""
@@ -51,6 +61,11 @@ class DtmfPress:
     digit: str
     duration_ms: int
     onset: float  # time.monotonic() of the key-down (arrival less the duration)
+    source: DtmfSource = DtmfSource.RFC4733
+
+    @property
+    def end(self) -> float:
+        return self.onset + self.duration_ms / 1000
 
 
 class Rfc4733Receiver:

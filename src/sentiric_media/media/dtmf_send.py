@@ -15,18 +15,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sentiric_media.audio.dtmf import key_tone
 from sentiric_media.media.dtmf import EVENTS
 
 GAP_MS = 60  # silence after each digit (RFC 4733 and Q.24 want at least 40-50 ms)
 PAUSE_MS = 500  # a "," in the digits
 DIGITS = EVENTS + ","
-# Q.23: row and column frequencies of each key.
-_ROWS = {**dict.fromkeys("123A", 697), **dict.fromkeys("456B", 770)}
-_ROWS |= {**dict.fromkeys("789C", 852), **dict.fromkeys("*0#D", 941)}
-_COLUMNS = {**dict.fromkeys("147*", 1209), **dict.fromkeys("2580", 1336)}
-_COLUMNS |= {**dict.fromkeys("369#", 1477), **dict.fromkeys("ABCD", 1633)}
-# -10 dBm0 per tone: G.711's 0 dBm0 sine peaks 3.17 dB below full scale.
-TONE_AMPLITUDE = 32768 * 10 ** ((-10 - 3.17) / 20)
+TONE_DBM0 = -10.0  # per tone (ITU-T Q.23 senders: -10 dBm0 nominal)
 
 
 class DtmfFrame(NamedTuple):
@@ -36,12 +31,6 @@ class DtmfFrame(NamedTuple):
     event: int  # RFC 4733 event code of the tone
     elapsed: int  # samples of this digit sent, this frame included
     end: bool  # the digit's last frame
-
-
-def tone(digit: str, samples: int, rate: int) -> np.ndarray:
-    t = np.arange(samples) / rate
-    wave = np.sin(2 * np.pi * _ROWS[digit] * t) + np.sin(2 * np.pi * _COLUMNS[digit] * t)
-    return np.rint(TONE_AMPLITUDE * wave).astype(np.int16)
 
 
 class DtmfTones:
@@ -63,7 +52,7 @@ class DtmfTones:
                 self._silence(PAUSE_MS, frame_ms)
                 continue
             count = -(-duration_ms // frame_ms)
-            pcm = tone(digit, count * self.frame, self.rate)
+            pcm = key_tone(digit, count * self.frame, self.rate, TONE_DBM0)
             code = EVENTS.index(digit)
             for k in range(count):
                 chunk = pcm[k * self.frame : (k + 1) * self.frame]

@@ -14,6 +14,7 @@ from collections import deque
 import numpy as np
 
 from sentiric_media.audio.timeline import BOT, CALLER, Timeline
+from sentiric_media.media.placement import Anchor
 from sentiric_media.media.taps import CallerFrame
 
 RECORDING_HOLD_MS = 1000
@@ -37,6 +38,10 @@ class RecorderTap:
 
     def on_bot(self, position: int, pcm: np.ndarray) -> None:
         self.timeline.write(BOT, position, pcm)
+
+    def overlay_caller(self, position: int, pcm: np.ndarray, now: int) -> None:
+        """Caller audio made here (DTMF tones): at `position`, over what arrived before `now`."""
+        self._held.append(CallerFrame(position, position, Anchor(0), now, pcm))
 
     def close(self) -> None:
         """Place the caller audio still held back; the timeline is finished by its owner."""

@@ -19,12 +19,15 @@ import random
 import time
 from typing import Any
 
+from sentiric_media.analysis.dtmf_detect import DtmfBank
+from sentiric_media.audio.dtmf import key_tone
 from sentiric_media.audio.timeline import Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
-from sentiric_media.media.dtmf import DtmfPress, Rfc4733Receiver
-from sentiric_media.media.dtmf_send import DtmfTones
+from sentiric_media.media.dtmf import DtmfPress, DtmfSource
+from sentiric_media.media.dtmf_receive import DtmfReceiving
+from sentiric_media.media.dtmf_send import TONE_DBM0, DtmfTones
 from sentiric_media.media.echo import EchoTap
 from sentiric_media.media.live import LiveAudioStream, LiveTap
 from sentiric_media.media.negotiation import OfferState
@@ -54,6 +57,7 @@ class MediaSession(asyncio.DatagramProtocol):
         clock: MediaClock,
         bus: EventBus,
         jitter_ms: int,
+        dtmf_bank: DtmfBank,
     ) -> None:
         self.call_id = call_id
         self.trace_id = trace_id
@@ -83,7 +87,8 @@ class MediaSession(asyncio.DatagramProtocol):
         self._live_tap: LiveTap | None = None
         self._echo_tap: EchoTap | None = None
         self._negotiated_remote: Address | None = None
-        self._dtmf: Rfc4733Receiver | None = None
+        self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self.rate, self._dtmf_pressed)
+        self.taps.append(self.dtmf_in.tap)
         self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
         self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
         # SDP o= line: one session id for the session's life, a version per new SDP.
@@ -118,8 +123,10 @@ class MediaSession(asyncio.DatagramProtocol):
         self.closed = True
         self._clock.detach(self)
         self.playout.stop()
+        self.dtmf_in.close()
         for tap in self.taps:
-            tap.close()
+            if tap is not self.dtmf_in.tap:
+                tap.close()
         self.taps.clear()
         if self.transport is not None:
             self.transport.close()
@@ -174,8 +181,7 @@ class MediaSession(asyncio.DatagramProtocol):
             receiver.drain(taps, position)
         for tap in taps:
             tap.on_tick(position)
-        if self._dtmf is not None and self._dtmf.pressing:
-            self._dtmf.check(time.monotonic())
+        self.dtmf_in.on_tick(time.monotonic())
         if self.dtmf_out:
             self._send_dtmf(position)
             return
@@ -227,7 +233,8 @@ class MediaSession(asyncio.DatagramProtocol):
         recording, the live stream and queued prompts go on undisturbed.
         """
         rate = send.sample_rate
-        if rate != self.rate and not self.taps and not len(self.playout):
+        holding = any(tap is not self.dtmf_in.tap for tap in self.taps) or len(self.playout)
+        if rate != self.rate and not holding:
             self.rate = rate
             self.frame_samples = rate * FRAME_MS // 1000
             self.phase_offset = self.frame_samples * self._phase // self._clock.phases
@@ -236,16 +243,12 @@ class MediaSession(asyncio.DatagramProtocol):
             self.sender.set_rate(rate)
             if not self.dtmf_out:
                 self.dtmf_out = DtmfTones(rate, self.frame_samples)
+            self._remove_tap(self.dtmf_in.tap)
+            self._add_tap(self.dtmf_in.set_rate(rate))
         self.receiver.set_formats(receive, dtmf_payload_type)
         self._dtmf_send_pt = dtmf_payload_type
-        if dtmf_payload_type is not None:
-            clock = dtmf_clock_rate or send.clock_rate
-            if self._dtmf is None or self._dtmf.clock_rate != clock:
-                self._dtmf = Rfc4733Receiver(clock, self._dtmf_pressed)
-            self.receiver.telephone_events = self._dtmf.packet
-        else:
-            self._dtmf = None
-            self.receiver.telephone_events = None
+        dtmf_clock = None if dtmf_payload_type is None else dtmf_clock_rate or send.clock_rate
+        self.receiver.telephone_events = self.dtmf_in.negotiate(dtmf_clock)
         self.sender.set_format(send)
         self.sender.sending = sending
         if remote is not None and remote != self._negotiated_remote:
@@ -272,12 +275,18 @@ class MediaSession(asyncio.DatagramProtocol):
             self.sender.set_format(fmt)
 
     def _dtmf_pressed(self, press: DtmfPress) -> None:
+        """One report per key press (see `dtmf_receive`)."""
         onset_ms = int((press.onset - self.created_at) * 1000)
         self.emit(
             "dtmf",
-            {"digit": press.digit, "duration_ms": press.duration_ms, "source": "rfc4733"},
+            {"digit": press.digit, "duration_ms": press.duration_ms, "source": press.source.value},
             media_ms=onset_ms,
         )
+        if press.source is DtmfSource.RFC4733 and self.recorder is not None:
+            # The recording's caller leg plays the press as the tones it stands for.
+            position = self._clock.seconds_to_samples(press.onset, self.rate)
+            pcm = key_tone(press.digit, self.rate * press.duration_ms // 1000, self.rate, TONE_DBM0)
+            self.recorder.overlay_caller(position, pcm, self.position_now())
 
     # ---- taps ----------------------------------------------------------------------
 
