@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     rtp_advertised_address: str | None = Field(None, alias="RTP_SERVICE_ADVERTISED_ADDRESS")
     # What the service offers and accepts, in the order of its own offers.
     codecs: str = Field("opus,G722,PCMU,PCMA,G729", alias="MEDIA_SERVICE_CODECS")
+    # In-band DTMF detection: only on calls without telephone-event (auto), always, or off.
+    inband_dtmf: Literal["always", "auto", "off"] = Field("auto", alias="MEDIA_SERVICE_INBAND_DTMF")
 
     # --- prompts and live audio --------------------------------------------------
     assets_base_path: Path = Field(Path("assets"), alias="ASSETS_BASE_PATH")

@@ -74,8 +74,9 @@ def _offer(peer_port: int) -> str:
     )
 
 
-async def test_a_press_sent_both_ways_is_one_rfc4733_event(service, stub, peer):
+async def test_a_press_sent_both_ways_is_one_rfc4733_event(make_service, peer):
     """The phone sends the tones in its audio and RFC 4733 events for them (rtpengine #1123)."""
+    service, stub = await make_service(inband_dtmf="always")
     port = await allocate(stub, "inband-both")
     sdp = pb.NegotiateSdpRequest(
         server_rtp_port=port, remote_sdp=_offer(peer.address[1]), type=pb.SDP_TYPE_OFFER
@@ -116,6 +117,33 @@ async def test_a_press_sent_both_ways_is_one_rfc4733_event(service, stub, peer):
     assert await wait_until(lambda: session.dtmf_in.merge.duplicates == 3, 2.0)
     await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port))
     assert await drain(call) == []
+
+
+async def _tones_and_events(make_service, peer, mode: str, negotiated: bool) -> list[str]:
+    """The dtmf events of a call whose audio carries "5", under MEDIA_SERVICE_INBAND_DTMF=mode."""
+    app, stub = await make_service(inband_dtmf=mode)
+    port = await allocate(stub, f"inband-{mode}-{negotiated}")
+    if negotiated:
+        sdp = pb.NegotiateSdpRequest(
+            server_rtp_port=port, remote_sdp=_offer(peer.address[1]), type=pb.SDP_TYPE_OFFER
+        )
+        await stub.NegotiateSdp(sdp)
+    call = await _subscribe(app, stub, port)
+    audio = np.concatenate([silence(100), tones("5", 100), silence(200)])
+    await send_paced(peer, port, rtp_packets(audio, ssrc=SSRC))
+    await asyncio.sleep(0.3)  # the 200 ms hold of an in-band press on a negotiated call
+    await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port))
+    return [e.dtmf.source for e in await drain(call)]
+
+
+async def test_auto_mode_listens_for_tones_only_without_telephone_events(make_service, peer):
+    assert await _tones_and_events(make_service, peer, "auto", negotiated=False) == ["inband"]
+    assert await _tones_and_events(make_service, peer, "auto", negotiated=True) == []
+    assert await _tones_and_events(make_service, peer, "always", negotiated=True) == ["inband"]
+
+
+async def test_off_mode_never_listens_for_tones(make_service, peer):
+    assert await _tones_and_events(make_service, peer, "off", negotiated=False) == []
 
 
 async def test_speech_is_not_taken_for_digits(service, stub, peer):

@@ -116,6 +116,7 @@ def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         ("LIVE_AUDIO_STREAM_BUFFER", "many"),
         ("ENV", "staging"),
         ("LOG_LEVEL", "LOUD"),
+        ("MEDIA_SERVICE_INBAND_DTMF", "sometimes"),
     ],
 )
 def test_invalid_value_names_the_variable(

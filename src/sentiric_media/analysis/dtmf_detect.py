@@ -88,7 +88,7 @@ class DtmfDetector:
         self._pending: np.ndarray | None = None  # samples short of a block
         self._pending_at = 0  # position of the first pending sample (or of the next)
         self.start = 0  # position of the first block waiting in the bank
-        self.queued = False  # it has blocks waiting in the bank
+        self.queued = 0  # the bank generation its waiting blocks belong to
         self.released = False
         self.index = 0  # their place in the bank's batch
         self._candidate: _Run | None = None
@@ -99,7 +99,7 @@ class DtmfDetector:
         """A key is in sight: every window must step the state."""
         return self._candidate is not None or self._press is not None
 
-    def cut(self, position: int, pcm: np.ndarray) -> np.ndarray | None:
+    def cut(self, position: int, pcm: np.ndarray, queued: bool = False) -> np.ndarray | None:
         """The whole blocks (flat) of new audio at `position`; a jump restarts the stream.
 
         Positions place audio on the clock, so a stream's next packet may land a
@@ -107,7 +107,7 @@ class DtmfDetector:
         """
         pending = self._pending
         if pending is None and position == self._pending_at and not len(pcm) % self.block:
-            if not self.queued:
+            if not queued:
                 self.start = position  # the usual case: whole packets, back to back
             self._pending_at += len(pcm)
             return pcm if len(pcm) else None
@@ -129,7 +129,7 @@ class DtmfDetector:
         self._pending = pcm[whole:] if rest else None
         if not count:
             return None
-        if not self.queued:
+        if not queued:
             self.start = self._pending_at
         self._pending_at += whole
         return pcm[:whole] if rest else pcm
@@ -176,6 +176,18 @@ class DtmfDetector:
         self.on_press(InbandPress(_KEYS[press.key], press.first, blocks * BLOCK_MS))
 
 
+class _Batch:
+    """The blocks waiting at one rate, as parallel lists (no per-stream work at run time)."""
+
+    __slots__ = ("blocks", "counts", "detectors", "slots")
+
+    def __init__(self) -> None:
+        self.detectors: list[DtmfDetector] = []
+        self.blocks: list[np.ndarray] = []  # flat samples, whole blocks
+        self.counts: list[int] = []  # blocks of each
+        self.slots: list[int] = []
+
+
 class DtmfBank:
     """Runs the detection of many streams at once: `add` each one's audio, then `run`.
 
@@ -184,12 +196,13 @@ class DtmfBank:
     """
 
     def __init__(self) -> None:
-        self._queued: dict[int, list[tuple[DtmfDetector, np.ndarray]]] = {}
+        self._batches: dict[int, _Batch] = {}
         self._filters: dict[int, _Filters] = {}
         self._last = np.zeros((16, _ROW), dtype=np.float32)  # each detector's last block, by slot
         self._free: list[int] = list(range(15, -1, -1))
         self._active: set[DtmfDetector] = set()
         self._released: list[int] = []
+        self._generation = 1  # a detector with blocks in the current batch carries it
 
     def detector(self, rate: int, on_press: Callable[[InbandPress], None]) -> DtmfDetector:
         """A new stream's detector; `release` it when the stream ends."""
@@ -201,73 +214,78 @@ class DtmfBank:
 
     def release(self, detector: DtmfDetector) -> None:
         """The stream ended: its press in progress is reported, its slot freed."""
-        if detector.queued:
+        if detector.queued == self._generation:
             self.run()
         detector.flush()
-        detector.released = True  # blocks of it still waiting are analysed, not stepped
+        detector.released = True
         self._active.discard(detector)
-        self._released.append(detector.slot)  # free once the waiting blocks are through
+        self._released.append(detector.slot)  # free once no batch holds it
 
     def add(self, detector: DtmfDetector, position: int, pcm: np.ndarray) -> None:
-        if detector.queued and detector.restarts(position):
+        queued = detector.queued == self._generation
+        if queued and detector.restarts(position):
             self.run()  # what waits of the stream is analysed before it restarts
-        blocks = detector.cut(position, pcm)
+            queued = False
+        blocks = detector.cut(position, pcm, queued)
         if blocks is None:
             return
-        queue = self._queued.get(detector.rate)
-        if queue is None:
-            queue = self._queued[detector.rate] = []
         if detector.restarted:
             self._last[detector.slot] = 0.0
-        if detector.queued:
+            detector.restarted = False
+        batch = self._batches.get(detector.rate)
+        if batch is None:
+            batch = self._batches[detector.rate] = _Batch()
+        count = len(blocks) // detector.block
+        if queued:
             # A second packet of the stream before the run: its blocks follow the first's.
-            queued = queue[detector.index][1]
-            queue[detector.index] = (detector, np.concatenate([queued, blocks]))
+            index = detector.index
+            batch.blocks[index] = np.concatenate([batch.blocks[index], blocks])
+            batch.counts[index] += count
         else:
-            detector.index = len(queue)
-            detector.queued = True
-            queue.append((detector, blocks))
-        detector.restarted = False
+            detector.index = len(batch.detectors)
+            detector.queued = self._generation
+            batch.detectors.append(detector)
+            batch.blocks.append(blocks)
+            batch.counts.append(count)
+            batch.slots.append(detector.slot)
 
     def run(self) -> None:
         """Analyse everything added since the last run."""
-        queued, self._queued = self._queued, {}
-        for rate, items in queued.items():
-            for detector, _ in items:
-                detector.queued = False
-            if items:
-                filters = self._filters.get(rate) or self._filters.setdefault(rate, _Filters(rate))
-                self._run_rate(filters, items)
+        batches, self._batches = self._batches, {}
+        self._generation += 1
+        for rate, batch in batches.items():
+            filters = self._filters.get(rate) or self._filters.setdefault(rate, _Filters(rate))
+            self._run_batch(filters, batch)
         self._free += self._released
         self._released.clear()
 
-    def _run_rate(self, filters: _Filters, items: list[tuple[DtmfDetector, np.ndarray]]) -> None:
-        n = filters.n
-        samples = np.concatenate([b for _, b in items]) if len(items) > 1 else items[0][1]
-        rows = filters.analyse(samples.reshape(-1, n))
-        ends = np.cumsum([len(b) for _, b in items]) // n
-        starts = np.empty_like(ends)
-        starts[0], starts[1:] = 0, ends[:-1]
-        slots = np.fromiter((detector.slot for detector, _ in items), np.intp, len(items))
+    def _run_batch(self, filters: _Filters, batch: _Batch) -> None:
+        blocks = batch.blocks
+        samples = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        rows = filters.analyse(samples.reshape(-1, filters.n))
+        ends = np.cumsum(batch.counts)
+        starts = ends - batch.counts
+        slots = np.array(batch.slots)
         previous = np.empty_like(rows)
         previous[1:] = rows[:-1]
         previous[starts] = self._last[slots]
         self._last[slots] = rows[ends - 1]
         keys = filters.keys(previous, rows)
-        hits = np.searchsorted(ends, np.flatnonzero(keys != NO_KEY), side="right").tolist()
-        stepped = set(hits)
+        hits = np.flatnonzero(keys != NO_KEY)
+        stepped = set(np.searchsorted(ends, hits, side="right").tolist()) if len(hits) else set()
+        detectors = batch.detectors
         # Streams with a key in sight step every window (to see it end), hit or not.
-        count = len(items)
-        stepped.update(d.index for d in self._active if d.index < count and items[d.index][0] is d)
+        count = len(detectors)
+        stepped.update(d.index for d in self._active if d.index < count and detectors[d.index] is d)
         if not stepped:
             return
         keys_list, bounds = keys.tolist(), starts.tolist()
         for index in sorted(stepped):
-            detector, detector_blocks = items[index]
+            detector = detectors[index]
             if detector.released:
                 continue
             start = bounds[index]
-            detector.step(keys_list[start : start + len(detector_blocks) // n])
+            detector.step(keys_list[start : start + batch.counts[index]])
             if detector.active:
                 self._active.add(detector)
             else:

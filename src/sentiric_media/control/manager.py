@@ -26,6 +26,7 @@ from sentiric_media.control.subscriptions import EventStreams, Subscription
 from sentiric_media.errors import InvalidArgument, MediaError, NotFound
 from sentiric_media.events.bus import EventBus
 from sentiric_media.media.clock import MediaClock
+from sentiric_media.media.dtmf_receive import InbandMode
 from sentiric_media.media.dtmf_send import DIGITS as DTMF_DIGITS
 from sentiric_media.media.encoded import PromptEncodings
 from sentiric_media.media.live import LiveAudioStream
@@ -133,6 +134,7 @@ class SessionManager:
             bus=self.bus,
             jitter_ms=self.settings.jitter_buffer_ms,
             dtmf_bank=self.dtmf_bank,
+            inband_dtmf=InbandMode(self.settings.inband_dtmf),
         )
         # Registered before the first await, so a concurrent AllocatePort of the
         # same call finds this session instead of creating a second one.

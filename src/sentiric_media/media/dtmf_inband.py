@@ -20,6 +20,9 @@ from sentiric_media.media.taps import CallerFrame
 class InbandDtmfTap:
     """Feeds one session's caller audio to the detection bank."""
 
+    ticks = False  # detection runs in the bank, once per frame for all sessions
+    hears_bot = False
+
     def __init__(
         self,
         bank: DtmfBank,
@@ -37,10 +40,10 @@ class InbandDtmfTap:
         self._bank.add(self._detector, frame.position, frame.pcm)
 
     def on_tick(self, position: int) -> None:
-        """Detection runs in the bank, once per frame for all sessions."""
+        """Not called (`ticks` False)."""
 
     def on_bot(self, position: int, pcm: np.ndarray) -> None:
-        """Only the caller's audio is looked at."""
+        """Not called (`hears_bot` False)."""
 
     def close(self) -> None:
         self._bank.release(self._detector)

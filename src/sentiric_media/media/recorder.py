@@ -23,6 +23,9 @@ RECORDING_HOLD_MS = 1000
 class RecorderTap:
     """Feeds one recording's timeline from the session's tick."""
 
+    ticks = True
+    hears_bot = True
+
     def __init__(self, timeline: Timeline, rate: int) -> None:
         self.timeline = timeline
         self._hold = min(rate * RECORDING_HOLD_MS // 1000, timeline.window // 2)

@@ -26,7 +26,7 @@ from sentiric_media.events.bus import EventBus, MediaEvent
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.dtmf import DtmfPress, DtmfSource
-from sentiric_media.media.dtmf_receive import DtmfReceiving
+from sentiric_media.media.dtmf_receive import DtmfReceiving, InbandMode
 from sentiric_media.media.dtmf_send import TONE_DBM0, DtmfTones
 from sentiric_media.media.echo import EchoTap
 from sentiric_media.media.live import LiveAudioStream, LiveTap
@@ -58,6 +58,7 @@ class MediaSession(asyncio.DatagramProtocol):
         bus: EventBus,
         jitter_ms: int,
         dtmf_bank: DtmfBank,
+        inband_dtmf: InbandMode = InbandMode.AUTO,
     ) -> None:
         self.call_id = call_id
         self.trace_id = trace_id
@@ -82,13 +83,15 @@ class MediaSession(asyncio.DatagramProtocol):
         self.sender = RtpSender(self.stats, self.rate)
         self.playout = Playout(self.frame_samples, FRAME_MS, self.emit)
         self.taps: list[Tap] = []
+        self._tick_taps: list[Tap] = []  # the taps that want `on_tick`
+        self._bot_taps: list[Tap] = []  # ... and `on_bot`
         self.live: LiveAudioStream | None = None
         self.recorder: RecorderTap | None = None
         self._live_tap: LiveTap | None = None
         self._echo_tap: EchoTap | None = None
         self._negotiated_remote: Address | None = None
-        self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self.rate, self._dtmf_pressed)
-        self.taps.append(self.dtmf_in.tap)
+        self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self._dtmf_pressed, inband_dtmf)
+        self._sync_inband_tap()
         self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
         self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
         # SDP o= line: one session id for the session's life, a version per new SDP.
@@ -123,11 +126,11 @@ class MediaSession(asyncio.DatagramProtocol):
         self.closed = True
         self._clock.detach(self)
         self.playout.stop()
-        self.dtmf_in.close()
         for tap in self.taps:
-            if tap is not self.dtmf_in.tap:
-                tap.close()
+            tap.close()
         self.taps.clear()
+        self._retap()
+        self.dtmf_in.close()
         if self.transport is not None:
             self.transport.close()
 
@@ -176,20 +179,21 @@ class MediaSession(asyncio.DatagramProtocol):
 
     def on_tick(self, frame: int) -> None:
         position = frame * self.frame_samples + self.phase_offset
-        taps, receiver, sender = self.taps, self.receiver, self.sender
+        receiver, sender = self.receiver, self.sender
         if receiver.pending or receiver.waiting:
-            receiver.drain(taps, position)
-        for tap in taps:
+            receiver.drain(self.taps, position)
+        for tap in self._tick_taps:
             tap.on_tick(position)
-        self.dtmf_in.on_tick(time.monotonic())
+        if self.dtmf_in.waiting:
+            self.dtmf_in.on_tick(time.monotonic())
         if self.dtmf_out:
             self._send_dtmf(position)
             return
         outgoing = self.playout.next_frame()
         if outgoing is None:
             sender.pause()
-        elif sender.send(outgoing, position, self.playout.prompt_slice) and taps:
-            for tap in taps:
+        elif sender.send(outgoing, position, self.playout.prompt_slice) and self._bot_taps:
+            for tap in self._bot_taps:
                 tap.on_bot(position, outgoing)
 
     def _send_dtmf(self, position: int) -> None:
@@ -205,7 +209,7 @@ class MediaSession(asyncio.DatagramProtocol):
         else:
             sent = sender.send(frame.pcm, position, None)
         if sent:
-            for tap in self.taps:  # the recording hears the tones either way
+            for tap in self._bot_taps:  # the recording hears the tones either way
                 tap.on_bot(position, frame.pcm)
 
     def send_dtmf(self, digits: str, duration_ms: int) -> None:
@@ -243,12 +247,11 @@ class MediaSession(asyncio.DatagramProtocol):
             self.sender.set_rate(rate)
             if not self.dtmf_out:
                 self.dtmf_out = DtmfTones(rate, self.frame_samples)
-            self._remove_tap(self.dtmf_in.tap)
-            self._add_tap(self.dtmf_in.set_rate(rate))
         self.receiver.set_formats(receive, dtmf_payload_type)
         self._dtmf_send_pt = dtmf_payload_type
         dtmf_clock = None if dtmf_payload_type is None else dtmf_clock_rate or send.clock_rate
         self.receiver.telephone_events = self.dtmf_in.negotiate(dtmf_clock)
+        self._sync_inband_tap()
         self.sender.set_format(send)
         self.sender.sending = sending
         if remote is not None and remote != self._negotiated_remote:
@@ -292,10 +295,25 @@ class MediaSession(asyncio.DatagramProtocol):
 
     def _add_tap(self, tap: Tap) -> None:
         self.taps.append(tap)
+        self._retap()
+
+    def _retap(self) -> None:
+        self._tick_taps = [tap for tap in self.taps if tap.ticks]
+        self._bot_taps = [tap for tap in self.taps if tap.hears_bot]
+
+    def _sync_inband_tap(self) -> None:
+        """The in-band DTMF tap is there when the mode wants it, at the session's rate."""
+        dtmf_in, tap = self.dtmf_in, self.dtmf_in.tap
+        if tap is not None and (not dtmf_in.inband_wanted or tap.rate != self.rate):
+            self._remove_tap(tap)
+            dtmf_in.tap = None
+        if dtmf_in.inband_wanted and dtmf_in.tap is None:
+            self._add_tap(dtmf_in.new_tap(self.rate))
 
     def _remove_tap(self, tap: Tap | None) -> None:
         if tap is not None and tap in self.taps:
             self.taps.remove(tap)
+            self._retap()
             tap.close()
 
     def attach_recorder(self, timeline: Timeline) -> None:

@@ -31,6 +31,11 @@ class CallerFrame(NamedTuple):
 
 
 class Tap(Protocol):
+    # What the tap consumes besides caller audio; the session calls only those that
+    # want them (a no-op call per frame and session is not free).
+    ticks: bool
+    hears_bot: bool
+
     def on_caller(self, frame: CallerFrame) -> None:
         """Caller audio, in sequence order, as soon as it is decoded."""
         ...
@@ -55,6 +60,9 @@ class DelayedTap:
     buffer starts at the first tick, `delay` samples behind the clock, so
     reordered and jittered packets are in place when their turn comes.
     """
+
+    ticks = True
+    hears_bot = False
 
     def __init__(self, rate: int, frame_samples: int, delay: int, drops: Counter[str]) -> None:
         self.rate = rate
