@@ -25,6 +25,7 @@ from sentiric_media.analysis.dtmf_detect import (
     detect,
 )
 from sentiric_media.audio.dtmf import KEYS
+from sentiric_media.media.codecs.g711 import ULAW
 from tests.unit.dtmf_signals import (
     RATES,
     TOLERANCE_MS,
@@ -366,3 +367,34 @@ def test_release_reports_the_press_in_progress_and_frees_its_slot(rate: int) -> 
     feed(bank, reused, 0, to_pcm(signal))
     assert [(p.key, p.position, p.duration_ms) for p in after] == [("2", 0, 100)]
     assert len(found) == 1
+
+
+# --- 11. G.711 code bytes, decoded by the bank ----------------------------------------------
+
+
+def test_g711_code_bytes_give_the_same_presses_as_decoded_audio() -> None:
+    """`add_g711` (the receiver's path for G.711 calls) against `add` of the decoded audio."""
+    rng = np.random.default_rng(11)
+    signal, _ = key_sequence(8000, "147*2580", 100, rng, lead=37)
+    code = ULAW.encode(to_pcm(signal))
+    packet = 160
+    by_bytes: list[InbandPress] = []
+    by_pcm: list[InbandPress] = []
+    bank = DtmfBank()
+    raw, decoded = bank.detector(8000, by_bytes.append), bank.detector(8000, by_pcm.append)
+    for start in range(0, len(code) - packet + 1, packet):
+        payload = code[start : start + packet]
+        # A short packet now and then takes the decoding path inside the bank.
+        if start // packet % 7 == 3:
+            bank.add_g711(raw, start, payload[:50], ULAW.decode_table)
+            bank.add_g711(raw, start + 50, payload[50:], ULAW.decode_table)
+        else:
+            bank.add_g711(raw, start, payload, ULAW.decode_table)
+        bank.add(decoded, start, ULAW.decode(payload))
+        if start // packet % 3 == 0:  # two packets per run now and then
+            bank.run()
+    bank.run()
+    bank.release(raw)
+    bank.release(decoded)
+    assert "".join(p.key for p in by_bytes) == "147*2580"
+    assert by_bytes == by_pcm

@@ -31,29 +31,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from sentiric_media.audio.dtmf import COLUMN_HZ, KEYPAD, ROW_HZ, amplitude
+from sentiric_media.analysis.dtmf_filters import (
+    BLOCK_MS,
+    FREQUENCY_TOLERANCE,
+    GROUP_MARGIN_DB,
+    HIGH_LOUDER_DB,
+    KEYS,
+    LOW_LOUDER_DB,
+    MIN_LEVEL_DBM0,
+    NO_KEY,
+    ROW,
+    STEADY_DB,
+    TONE_SHARE,
+    Filters,
+)
 
-BLOCK_MS = 10
-MIN_LEVEL_DBM0 = -30.0  # Q.24 operates down to -25 dBm0 per tone
-HIGH_LOUDER_DB = 8.0
-LOW_LOUDER_DB = 4.0
-GROUP_MARGIN_DB = 8.0
-TONE_SHARE = 0.75
-FREQUENCY_TOLERANCE = 0.025  # Q.24: operate within 1.5 %, reject beyond 3.5 %
-STEADY_DB = 1.0
 CONFIRM_WINDOWS = 2
 END_WINDOWS = 4
 MAX_JUMP_MS = 60  # a jump in positions this small does not restart the stream
 
-_KEYS = "".join(KEYPAD)  # key index = row * 4 + column
-_FREQUENCIES = np.array(ROW_HZ + COLUMN_HZ)
-_MIN_AMPLITUDE = amplitude(MIN_LEVEL_DBM0)
-NO_KEY = -1
-_ROW = 17  # a block's filter-bank row: 8 real parts, 8 imaginary parts, energy
+__all__ = [
+    "BLOCK_MS",
+    "CONFIRM_WINDOWS",
+    "END_WINDOWS",
+    "FREQUENCY_TOLERANCE",
+    "GROUP_MARGIN_DB",
+    "HIGH_LOUDER_DB",
+    "LOW_LOUDER_DB",
+    "MIN_LEVEL_DBM0",
+    "STEADY_DB",
+    "TONE_SHARE",
+    "DtmfBank",
+    "DtmfDetector",
+    "InbandPress",
+    "detect",
+]
 
 
 class InbandPress(NamedTuple):
@@ -79,6 +95,23 @@ class DtmfDetector:
     Presses go to `on_press` as they end.
     """
 
+    __slots__ = (
+        "_candidate",
+        "_pending",
+        "_pending_at",
+        "_press",
+        "batch",
+        "block",
+        "index",
+        "on_press",
+        "queued",
+        "rate",
+        "released",
+        "restarted",
+        "slot",
+        "start",
+    )
+
     def __init__(self, rate: int, slot: int, on_press: Callable[[InbandPress], None]) -> None:
         self.rate = rate
         self.block = rate * BLOCK_MS // 1000
@@ -89,6 +122,7 @@ class DtmfDetector:
         self._pending_at = 0  # position of the first pending sample (or of the next)
         self.start = 0  # position of the first block waiting in the bank
         self.queued = 0  # the bank generation its waiting blocks belong to
+        self.batch = (0, 0)  # ... and their batch
         self.released = False
         self.index = 0  # their place in the bank's batch
         self._candidate: _Run | None = None
@@ -134,6 +168,16 @@ class DtmfDetector:
         self._pending_at += whole
         return pcm[:whole] if rest else pcm
 
+    def takes_whole(self, position: int, count: int) -> bool:
+        """`count` samples at `position` continue the stream in whole blocks, none pending."""
+        return self._pending is None and position == self._pending_at and not count % self.block
+
+    def cut_whole(self, position: int, count: int, queued: bool) -> None:
+        """`cut` for audio that `takes_whole` (its samples stay where they are)."""
+        if not queued:
+            self.start = position
+        self._pending_at += count
+
     def jump(self, position: int) -> int:
         """How far `position` is from where the stream's next sample was expected."""
         return position - self._pending_at - (0 if self._pending is None else len(self._pending))
@@ -173,17 +217,22 @@ class DtmfDetector:
 
     def _report(self, press: _Run) -> None:
         blocks = (press.last - press.first) // self.block + 2  # a window spans two blocks
-        self.on_press(InbandPress(_KEYS[press.key], press.first, blocks * BLOCK_MS))
+        self.on_press(InbandPress(KEYS[press.key], press.first, blocks * BLOCK_MS))
 
 
 class _Batch:
-    """The blocks waiting at one rate, as parallel lists (no per-stream work at run time)."""
+    """The blocks waiting at one rate, as parallel lists (no per-stream work at run time).
 
-    __slots__ = ("blocks", "counts", "detectors", "slots")
+    A batch holds int16 samples, or G.711 code bytes (`table` decodes them, for
+    all streams of the batch in one lookup).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("blocks", "counts", "detectors", "slots", "table")
+
+    def __init__(self, table: np.ndarray | None) -> None:
+        self.table = table
         self.detectors: list[DtmfDetector] = []
-        self.blocks: list[np.ndarray] = []  # flat samples, whole blocks
+        self.blocks: list[Any] = []  # flat samples (or code bytes), whole blocks
         self.counts: list[int] = []  # blocks of each
         self.slots: list[int] = []
 
@@ -196,9 +245,9 @@ class DtmfBank:
     """
 
     def __init__(self) -> None:
-        self._batches: dict[int, _Batch] = {}
-        self._filters: dict[int, _Filters] = {}
-        self._last = np.zeros((16, _ROW), dtype=np.float32)  # each detector's last block, by slot
+        self._batches: dict[tuple[int, int], _Batch] = {}  # by (rate, id of the G.711 table)
+        self._filters: dict[int, Filters] = {}
+        self._last = np.zeros((16, ROW), dtype=np.float32)  # each detector's last block, by slot
         self._free: list[int] = list(range(15, -1, -1))
         self._active: set[DtmfDetector] = set()
         self._released: list[int] = []
@@ -208,7 +257,7 @@ class DtmfBank:
         """A new stream's detector; `release` it when the stream ends."""
         if not self._free:
             grown = len(self._last)
-            self._last = np.vstack([self._last, np.zeros((grown, _ROW), dtype=np.float32)])
+            self._last = np.vstack([self._last, np.zeros((grown, ROW), dtype=np.float32)])
             self._free = list(range(2 * grown - 1, grown - 1, -1))
         return DtmfDetector(rate, self._free.pop(), on_press)
 
@@ -222,28 +271,82 @@ class DtmfBank:
         self._released.append(detector.slot)  # free once no batch holds it
 
     def add(self, detector: DtmfDetector, position: int, pcm: np.ndarray) -> None:
-        queued = detector.queued == self._generation
-        if queued and detector.restarts(position):
-            self.run()  # what waits of the stream is analysed before it restarts
-            queued = False
+        """The stream's next audio (int16 at the detector's rate) at `position`."""
+        queued = self._queued(detector, position, 0)
         blocks = detector.cut(position, pcm, queued)
-        if blocks is None:
+        if blocks is not None:
+            self._queue(detector, blocks, len(blocks) // detector.block, queued, None)
+
+    def add_g711(
+        self, detector: DtmfDetector, position: int, payload: bytes, table: np.ndarray
+    ) -> None:
+        """G.711 code bytes (8 kHz), decoded by `table` together with the batch's others."""
+        count = len(payload)
+        if (
+            detector.queued != self._generation
+            and position == detector._pending_at
+            and detector._pending is None
+            and not detector.restarted
+            and not count % detector.block
+        ):
+            # The usual packet, inline: the next whole blocks of a stream not yet in a batch.
+            detector._pending_at = position + count
+            detector.start = position
+            key = (detector.rate, id(table))
+            batch = self._batches.get(key)
+            if batch is None:
+                batch = self._batches[key] = _Batch(table)
+            detector.index = len(batch.detectors)
+            detector.queued = self._generation
+            detector.batch = key
+            batch.detectors.append(detector)
+            batch.blocks.append(payload)
+            batch.counts.append(count // detector.block)
+            batch.slots.append(detector.slot)
             return
+        if not detector.takes_whole(position, len(payload)):
+            self.add(detector, position, table.take(np.frombuffer(payload, dtype=np.uint8)))
+            return
+        queued = self._queued(detector, position, id(table))
+        detector.cut_whole(position, len(payload), queued)
+        self._queue(detector, payload, len(payload) // detector.block, queued, table)
+
+    def _queued(self, detector: DtmfDetector, position: int, table_id: int) -> bool:
+        """The stream has blocks waiting in the batch `table_id` (run what would not fit)."""
+        if detector.queued != self._generation:
+            return False
+        if detector.batch != (detector.rate, table_id) or detector.restarts(position):
+            self.run()  # what waits of the stream is analysed before it restarts
+            return False
+        return True
+
+    def _queue(
+        self,
+        detector: DtmfDetector,
+        blocks: Any,
+        count: int,
+        queued: bool,
+        table: np.ndarray | None,
+    ) -> None:
         if detector.restarted:
             self._last[detector.slot] = 0.0
             detector.restarted = False
-        batch = self._batches.get(detector.rate)
+        key = (detector.rate, 0 if table is None else id(table))
+        batch = self._batches.get(key)
         if batch is None:
-            batch = self._batches[detector.rate] = _Batch()
-        count = len(blocks) // detector.block
+            batch = self._batches[key] = _Batch(table)
         if queued:
             # A second packet of the stream before the run: its blocks follow the first's.
             index = detector.index
-            batch.blocks[index] = np.concatenate([batch.blocks[index], blocks])
+            if table is None:
+                batch.blocks[index] = np.concatenate([batch.blocks[index], blocks])
+            else:
+                batch.blocks[index] += blocks
             batch.counts[index] += count
         else:
             detector.index = len(batch.detectors)
             detector.queued = self._generation
+            detector.batch = key
             batch.detectors.append(detector)
             batch.blocks.append(blocks)
             batch.counts.append(count)
@@ -253,15 +356,18 @@ class DtmfBank:
         """Analyse everything added since the last run."""
         batches, self._batches = self._batches, {}
         self._generation += 1
-        for rate, batch in batches.items():
-            filters = self._filters.get(rate) or self._filters.setdefault(rate, _Filters(rate))
+        for (rate, _), batch in batches.items():
+            filters = self._filters.get(rate) or self._filters.setdefault(rate, Filters(rate))
             self._run_batch(filters, batch)
         self._free += self._released
         self._released.clear()
 
-    def _run_batch(self, filters: _Filters, batch: _Batch) -> None:
+    def _run_batch(self, filters: Filters, batch: _Batch) -> None:
         blocks = batch.blocks
-        samples = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+        if batch.table is not None:
+            samples = batch.table.take(np.frombuffer(b"".join(blocks), dtype=np.uint8))
+        else:
+            samples = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         rows = filters.analyse(samples.reshape(-1, filters.n))
         ends = np.cumsum(batch.counts)
         starts = ends - batch.counts
@@ -303,90 +409,3 @@ def detect(rate: int, pcm: np.ndarray, chunk: int | None = None) -> list[InbandP
         bank.run()
     detector.flush()
     return found
-
-
-class _Filters:
-    """The filter bank and the window checks at one sample rate, vectorized over windows."""
-
-    def __init__(self, rate: int) -> None:
-        n = rate * BLOCK_MS // 1000
-        self.n = n
-        omega = 2 * np.pi * _FREQUENCIES / rate
-        phase = np.outer(np.arange(n), omega)
-        # [cos | -sin]: one product gives each block's DFT at the eight frequencies.
-        self._bank = np.hstack([np.cos(phase), -np.sin(phase)]).astype(np.float32)
-        shift = np.exp(-1j * omega * n)  # a block's phase origin moved back one block
-        self._shift_re = shift.real.astype(np.float32)
-        self._shift_im = shift.imag.astype(np.float32)
-        self._tolerance = FREQUENCY_TOLERANCE * omega
-
-    def analyse(self, blocks: np.ndarray) -> np.ndarray:
-        """One row per block: 8 real parts, 8 imaginary parts, energy."""
-        samples = blocks.astype(np.float32)
-        rows = np.empty((len(blocks), _ROW), dtype=np.float32)
-        np.matmul(samples, self._bank, out=rows[:, :16])
-        rows[:, 16] = np.einsum("ij,ij->i", samples, samples)
-        return rows
-
-    def keys(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-        """The key index each window (`first` block, `second` block) holds, or NO_KEY.
-
-        The cheap checks run on every window, the rest only on the windows left.
-        """
-        n = self.n
-        result = np.full(len(first), NO_KEY)
-        e1, e2 = first[:, 16], second[:, 16]
-        steady = 10 ** (STEADY_DB / 10)
-        # At least one tone at the minimum level, and the same energy in both blocks.
-        ok = (e1 + e2 >= _MIN_AMPLITUDE**2 * n) & (e1 <= steady * e2) & (e2 <= steady * e1)
-        index = np.flatnonzero(ok)
-        if not len(index):
-            return result
-        first, second = first[index], second[index]
-        # The window's DFT: the first block's plus the second's, moved to the same origin.
-        ar, ai = first[:, :8], first[:, 8:16]
-        br = second[:, :8] * self._shift_re - second[:, 8:16] * self._shift_im
-        bi = second[:, :8] * self._shift_im + second[:, 8:16] * self._shift_re
-        power = (ar + br) ** 2 + (ai + bi) ** 2
-        row = np.argmax(power[:, :4], axis=1)
-        column = 4 + np.argmax(power[:, 4:], axis=1)
-        k = np.arange(len(index))
-        peak_row, peak_column = power[k, row], power[k, column]
-        power[k, row] = power[k, column] = 0.0
-        margin = 10 ** (GROUP_MARGIN_DB / 10)
-        ok = (peak_row >= margin * power[:, :4].max(axis=1)) & (
-            peak_column >= margin * power[:, 4:].max(axis=1)
-        )
-        # Loose first: a tone 2.5 % off its bin keeps well over a fifth of its energy.
-        energy = e1[index] + e2[index]
-        ok &= (peak_row + peak_column) / n >= 0.2 * energy
-        keep = np.flatnonzero(ok)
-        if not len(keep):
-            return result
-        a = ar[keep] + 1j * ai[keep]
-        b = br[keep] + 1j * bi[keep]
-        energy = energy[keep]
-        row, column, k = row[keep], column[keep], k[: len(keep)]
-        peaks = peak_row[keep], peak_column[keep]
-        levels = []
-        for tone, peak in zip((row, column), peaks, strict=True):
-            # The phase advance over one block gives the tone's offset from nominal ...
-            offset = np.angle(b[k, tone] * np.conj(a[k, tone])) / n  # radians per sample
-            ok = np.abs(offset) <= self._tolerance[tone]
-            # ... and the window's response at that offset its true amplitude.
-            levels.append(np.where(ok, np.sqrt(peak) / (n * _dirichlet(offset, 2 * n)), 0.0))
-        low, high = levels
-        ok = (low >= _MIN_AMPLITUDE) & (high >= _MIN_AMPLITUDE)
-        twist = 20 * np.log10((high + 1e-9) / (low + 1e-9))
-        ok &= (twist <= HIGH_LOUDER_DB) & (-twist <= LOW_LOUDER_DB)
-        ok &= (low**2 + high**2) * n >= TONE_SHARE * energy  # a tone's energy: a²/2 · 2n
-        found = index[keep[ok]]
-        result[found] = (row * 4 + column - 4)[ok]
-        return result
-
-
-def _dirichlet(offset: np.ndarray, length: int) -> np.ndarray:
-    """|DFT response| of a `length`-sample rectangular window `offset` rad/sample off its bin."""
-    half = offset / 2
-    safe = np.where(np.abs(half) < 1e-9, 1e-9, half)
-    return np.abs(np.sin(safe * length) / (length * np.sin(safe)))

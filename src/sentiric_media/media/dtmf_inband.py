@@ -22,6 +22,7 @@ class InbandDtmfTap:
 
     ticks = False  # detection runs in the bank, once per frame for all sessions
     hears_bot = False
+    takes_g711 = True  # the bank decodes all sessions' G.711 at once
 
     def __init__(
         self,
@@ -38,6 +39,9 @@ class InbandDtmfTap:
 
     def on_caller(self, frame: CallerFrame) -> None:
         self._bank.add(self._detector, frame.position, frame.pcm)
+
+    def on_g711(self, position: int, payload: bytes, table: np.ndarray) -> None:
+        self._bank.add_g711(self._detector, position, payload, table)
 
     def on_tick(self, position: int) -> None:
         """Not called (`ticks` False)."""

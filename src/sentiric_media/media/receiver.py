@@ -72,7 +72,7 @@ class _End(NamedTuple):
 class _Decoding:
     """A decoder for one payload type, resampled to the session rate where they differ."""
 
-    __slots__ = ("codec_rate", "decode", "decoder", "rate", "resampler", "stateful")
+    __slots__ = ("codec_rate", "decode", "decoder", "g711_table", "rate", "resampler", "stateful")
 
     def __init__(self, fmt: MediaFormat, rate: int) -> None:
         self.decoder: Decoder = fmt.new_decoder()
@@ -83,6 +83,9 @@ class _Decoding:
         self.decode: Callable[[bytes], np.ndarray] = (
             self.decoder.decode if self.resampler is None else self._resampled
         )
+        # G.711 at the session rate: taps that take code bytes decode them themselves.
+        table = getattr(self.decoder, "decode_table", None)
+        self.g711_table: np.ndarray | None = table if self.resampler is None else None
 
     def _out(self, pcm: np.ndarray) -> np.ndarray:
         return pcm if self.resampler is None else self.resampler.process(pcm)
@@ -125,6 +128,8 @@ class RtpReceiver:
         self.detected: Callable[[MediaFormat], None] | None = None
         # Told of every telephone-event packet: (RTP timestamp, payload, arrival).
         self.telephone_events: Callable[[int, bytes, float], None] | None = None
+        # Every tap takes G.711 code bytes (`Tap.takes_g711`): G.711 is not decoded here.
+        self.g711_taps = False
         self._decoding: dict[int, _Decoding] = {}
         self._ssrc: int | None = None
         self._next: int | None = None  # next extended sequence number to decode
@@ -360,6 +365,10 @@ class RtpReceiver:
         arrival: int,
         taps: Sequence[Tap],
     ) -> None:
+        if self.g711_taps and decoding.g711_table is not None:
+            for tap in taps:
+                tap.on_g711(position, payload, decoding.g711_table)
+            return
         pcm = decoding.decode(payload)
         count = len(pcm)
         self._last_end = _End(position + count, stamp + count, anchor)

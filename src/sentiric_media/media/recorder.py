@@ -25,6 +25,7 @@ class RecorderTap:
 
     ticks = True
     hears_bot = True
+    takes_g711 = False
 
     def __init__(self, timeline: Timeline, rate: int) -> None:
         self.timeline = timeline
@@ -41,6 +42,9 @@ class RecorderTap:
 
     def on_bot(self, position: int, pcm: np.ndarray) -> None:
         self.timeline.write(BOT, position, pcm)
+
+    def on_g711(self, position: int, payload: bytes, table: np.ndarray) -> None:
+        """Not called (`takes_g711` False)."""
 
     def overlay_caller(self, position: int, pcm: np.ndarray, now: int) -> None:
         """Caller audio made here (DTMF tones): at `position`, over what arrived before `now`."""

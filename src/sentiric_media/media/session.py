@@ -298,8 +298,10 @@ class MediaSession(asyncio.DatagramProtocol):
         self._retap()
 
     def _retap(self) -> None:
-        self._tick_taps = [tap for tap in self.taps if tap.ticks]
-        self._bot_taps = [tap for tap in self.taps if tap.hears_bot]
+        taps = self.taps
+        self._tick_taps = [tap for tap in taps if tap.ticks]
+        self._bot_taps = [tap for tap in taps if tap.hears_bot]
+        self.receiver.g711_taps = bool(taps) and all(tap.takes_g711 for tap in taps)
 
     def _sync_inband_tap(self) -> None:
         """The in-band DTMF tap is there when the mode wants it, at the session's rate."""

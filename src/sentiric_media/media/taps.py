@@ -35,9 +35,14 @@ class Tap(Protocol):
     # want them (a no-op call per frame and session is not free).
     ticks: bool
     hears_bot: bool
+    takes_g711: bool  # `on_g711` instead of `on_caller` for G.711 at the session rate
 
     def on_caller(self, frame: CallerFrame) -> None:
         """Caller audio, in sequence order, as soon as it is decoded."""
+        ...
+
+    def on_g711(self, position: int, payload: bytes, table: np.ndarray) -> None:
+        """Caller audio as G.711 code bytes (`table` decodes them), if `takes_g711`."""
         ...
 
     def on_tick(self, position: int) -> None:
@@ -63,6 +68,7 @@ class DelayedTap:
 
     ticks = True
     hears_bot = False
+    takes_g711 = False
 
     def __init__(self, rate: int, frame_samples: int, delay: int, drops: Counter[str]) -> None:
         self.rate = rate
@@ -83,3 +89,6 @@ class DelayedTap:
 
     def on_bot(self, position: int, pcm: np.ndarray) -> None:
         """Only the caller's audio is consumed."""
+
+    def on_g711(self, position: int, payload: bytes, table: np.ndarray) -> None:
+        """Not called (`takes_g711` False)."""

@@ -24,6 +24,11 @@ class G711:
     def encode(self, pcm: np.ndarray) -> bytes:
         return g711_tables.encode(self._encode_table, pcm)
 
+    @property
+    def decode_table(self) -> np.ndarray:
+        """int16 of each code byte (for consumers that decode many payloads at once)."""
+        return self._decode_table
+
     def decode(self, payload: bytes) -> np.ndarray:
         return g711_tables.decode(self._decode_table, payload)
 
