@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sentiric_media.analysis.speech import SpeechSettings
+
 # SDP encoding names the service knows (whether this machine has their library or not).
 KNOWN_CODECS = ("opus", "g722", "pcmu", "pcma", "g729")
 
@@ -58,6 +60,12 @@ class Settings(BaseSettings):
     # In-band DTMF detection: only on calls without telephone-event (auto), always, or off.
     inband_dtmf: Literal["always", "auto", "off"] = Field("auto", alias="MEDIA_SERVICE_INBAND_DTMF")
 
+    # --- voice activity (Silero VAD) ---------------------------------------------
+    vad_start_threshold: float = Field(0.5, alias="MEDIA_SERVICE_VAD_START_THRESHOLD", gt=0, lt=1)
+    vad_end_threshold: float = Field(0.35, alias="MEDIA_SERVICE_VAD_END_THRESHOLD", gt=0, lt=1)
+    vad_min_speech_ms: int = Field(96, alias="MEDIA_SERVICE_VAD_MIN_SPEECH_MS", ge=32, le=2000)
+    vad_min_silence_ms: int = Field(320, alias="MEDIA_SERVICE_VAD_MIN_SILENCE_MS", ge=32, le=5000)
+
     # --- prompts and live audio --------------------------------------------------
     assets_base_path: Path = Field(Path("assets"), alias="ASSETS_BASE_PATH")
     live_audio_stream_buffer: int = Field(64, alias="LIVE_AUDIO_STREAM_BUFFER", ge=1, le=10000)
@@ -98,6 +106,15 @@ class Settings(BaseSettings):
         "INFO", alias="LOG_LEVEL"
     )
 
+    def speech(self) -> SpeechSettings:
+        """The voice-activity settings, as the analysis takes them."""
+        return SpeechSettings(
+            self.vad_start_threshold,
+            self.vad_end_threshold,
+            self.vad_min_speech_ms,
+            self.vad_min_silence_ms,
+        )
+
     @model_validator(mode="after")
     def _check_relations(self) -> Settings:
         if self.rtp_port_min > self.rtp_port_max:
@@ -124,6 +141,11 @@ class Settings(BaseSettings):
         for name, value in tls.items():
             if value is not None and not value.is_file():
                 raise ValueError(f"{name}: no such file: {value}")
+        if self.vad_end_threshold >= self.vad_start_threshold:
+            raise ValueError(
+                f"MEDIA_SERVICE_VAD_END_THRESHOLD ({self.vad_end_threshold}) must be below "
+                f"MEDIA_SERVICE_VAD_START_THRESHOLD ({self.vad_start_threshold})"
+            )
         unknown = [name for name in self.codec_names if name.lower() not in KNOWN_CODECS]
         if unknown or not self.codec_names:
             raise ValueError(

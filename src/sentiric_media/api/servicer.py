@@ -136,7 +136,7 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
             while (event := await subscription.next_event()) is not None:
                 yield to_message(event)
         finally:
-            self.manager.events.close(subscription)
+            self.manager.close_events(subscription)
 
     @streaming
     async def StreamAudioToCall(

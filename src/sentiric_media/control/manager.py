@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from sentiric_media.analysis.dtmf_detect import DtmfBank
+from sentiric_media.analysis.vad import VadBank
 from sentiric_media.audio.prompts import PromptLibrary
 from sentiric_media.audio.uri import ControlCommand, parse_audio_uri
 from sentiric_media.config import Settings
@@ -78,6 +79,8 @@ class SessionManager:
         self.events = EventStreams()
         self.dtmf_bank = DtmfBank()  # in-band DTMF of all sessions, run once per frame
         clock.after_frame.append(self.dtmf_bank.run)
+        self.vad_bank = VadBank()  # voice activity of the sessions someone listens to
+        clock.after_frame.append(self.vad_bank.run)
         bus.subscribe(self.events.deliver)
         self.pool = pool or PortPool(settings.even_ports(), settings.port_quarantine_seconds)
         self.by_port: dict[int, MediaSession] = {}
@@ -134,7 +137,9 @@ class SessionManager:
             bus=self.bus,
             jitter_ms=self.settings.jitter_buffer_ms,
             dtmf_bank=self.dtmf_bank,
+            vad_bank=self.vad_bank,
             inband_dtmf=InbandMode(self.settings.inband_dtmf),
+            speech=self.settings.speech(),
         )
         # Registered before the first await, so a concurrent AllocatePort of the
         # same call finds this session instead of creating a second one.
@@ -270,8 +275,19 @@ class SessionManager:
         )
 
     def open_events(self, port: int, keywords: list[str]) -> Subscription:
-        self.session(port)
-        return self.events.open(port, tuple(word.strip() for word in keywords if word.strip()))
+        session = self.session(port)
+        subscription = self.events.open(
+            port, tuple(word.strip() for word in keywords if word.strip())
+        )
+        session.listen(+1)
+        return subscription
+
+    def close_events(self, subscription: Subscription) -> None:
+        """A StreamEvents subscriber left."""
+        self.events.close(subscription)
+        session = self.by_port.get(subscription.port)
+        if session is not None:
+            session.listen(-1)
 
     def send_dtmf(self, port: int, digits: str, duration_ms: int) -> None:
         session = self.session(port)

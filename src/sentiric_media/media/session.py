@@ -20,6 +20,8 @@ import time
 from typing import Any
 
 from sentiric_media.analysis.dtmf_detect import DtmfBank
+from sentiric_media.analysis.speech import SpeechSettings
+from sentiric_media.analysis.vad import VadBank
 from sentiric_media.audio.dtmf import key_tone
 from sentiric_media.audio.timeline import Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
@@ -29,6 +31,7 @@ from sentiric_media.media.dtmf import DtmfPress, DtmfSource
 from sentiric_media.media.dtmf_receive import DtmfReceiving, InbandMode
 from sentiric_media.media.dtmf_send import TONE_DBM0, DtmfTones
 from sentiric_media.media.echo import EchoTap
+from sentiric_media.media.listening import Listening
 from sentiric_media.media.live import LiveAudioStream, LiveTap
 from sentiric_media.media.negotiation import OfferState
 from sentiric_media.media.playout import Playout, PlayoutItem
@@ -37,8 +40,9 @@ from sentiric_media.media.recorder import RecorderTap
 from sentiric_media.media.rtp import MalformedPacket, is_rtcp, parse_rtp
 from sentiric_media.media.sender import RtpSender
 from sentiric_media.media.stats import SessionStats
-from sentiric_media.media.taps import Tap
+from sentiric_media.media.taps import Tap, TapSet
 from sentiric_media.media.transport import Address, format_address, parse_host_port, reachable
+from sentiric_media.media.vad_tap import VadTap
 
 FRAME_MS = 20
 
@@ -58,7 +62,9 @@ class MediaSession(asyncio.DatagramProtocol):
         bus: EventBus,
         jitter_ms: int,
         dtmf_bank: DtmfBank,
+        vad_bank: VadBank,
         inband_dtmf: InbandMode = InbandMode.AUTO,
+        speech: SpeechSettings = SpeechSettings(),  # noqa: B008 - frozen
     ) -> None:
         self.call_id = call_id
         self.trace_id = trace_id
@@ -82,16 +88,15 @@ class MediaSession(asyncio.DatagramProtocol):
         self.receiver.detected = self._caller_codec
         self.sender = RtpSender(self.stats, self.rate)
         self.playout = Playout(self.frame_samples, FRAME_MS, self.emit)
-        self.taps: list[Tap] = []
-        self._tick_taps: list[Tap] = []  # the taps that want `on_tick`
-        self._bot_taps: list[Tap] = []  # ... and `on_bot`
+        self.taps = TapSet()
         self.live: LiveAudioStream | None = None
         self.recorder: RecorderTap | None = None
         self._live_tap: LiveTap | None = None
         self._echo_tap: EchoTap | None = None
         self._negotiated_remote: Address | None = None
         self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self._dtmf_pressed, inband_dtmf)
-        self._sync_inband_tap()
+        self.listening = Listening(self.dtmf_in, vad_bank, speech, self.emit, self._media_ms)
+        self._sync_listening()
         self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
         self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
         # SDP o= line: one session id for the session's life, a version per new SDP.
@@ -126,10 +131,8 @@ class MediaSession(asyncio.DatagramProtocol):
         self.closed = True
         self._clock.detach(self)
         self.playout.stop()
-        for tap in self.taps:
-            tap.close()
-        self.taps.clear()
-        self._retap()
+        self.taps.close()
+        self.receiver.g711_taps = False
         self.dtmf_in.close()
         if self.transport is not None:
             self.transport.close()
@@ -181,8 +184,8 @@ class MediaSession(asyncio.DatagramProtocol):
         position = frame * self.frame_samples + self.phase_offset
         receiver, sender = self.receiver, self.sender
         if receiver.pending or receiver.waiting:
-            receiver.drain(self.taps, position)
-        for tap in self._tick_taps:
+            receiver.drain(self.taps.all, position)
+        for tap in self.taps.ticking:
             tap.on_tick(position)
         if self.dtmf_in.waiting:
             self.dtmf_in.on_tick(time.monotonic())
@@ -192,8 +195,8 @@ class MediaSession(asyncio.DatagramProtocol):
         outgoing = self.playout.next_frame()
         if outgoing is None:
             sender.pause()
-        elif sender.send(outgoing, position, self.playout.prompt_slice) and self._bot_taps:
-            for tap in self._bot_taps:
+        elif sender.send(outgoing, position, self.playout.prompt_slice) and self.taps.hearing_bot:
+            for tap in self.taps.hearing_bot:
                 tap.on_bot(position, outgoing)
 
     def _send_dtmf(self, position: int) -> None:
@@ -209,7 +212,7 @@ class MediaSession(asyncio.DatagramProtocol):
         else:
             sent = sender.send(frame.pcm, position, None)
         if sent:
-            for tap in self._bot_taps:  # the recording hears the tones either way
+            for tap in self.taps.hearing_bot:  # the recording hears the tones either way
                 tap.on_bot(position, frame.pcm)
 
     def send_dtmf(self, digits: str, duration_ms: int) -> None:
@@ -237,7 +240,8 @@ class MediaSession(asyncio.DatagramProtocol):
         recording, the live stream and queued prompts go on undisturbed.
         """
         rate = send.sample_rate
-        holding = any(tap is not self.dtmf_in.tap for tap in self.taps) or len(self.playout)
+        holding = any(tap not in self.listening.taps for tap in self.taps.all)
+        holding = holding or len(self.playout)
         if rate != self.rate and not holding:
             self.rate = rate
             self.frame_samples = rate * FRAME_MS // 1000
@@ -251,7 +255,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self._dtmf_send_pt = dtmf_payload_type
         dtmf_clock = None if dtmf_payload_type is None else dtmf_clock_rate or send.clock_rate
         self.receiver.telephone_events = self.dtmf_in.negotiate(dtmf_clock)
-        self._sync_inband_tap()
+        self._sync_listening()
         self.sender.set_format(send)
         self.sender.sending = sending
         if remote is not None and remote != self._negotiated_remote:
@@ -293,30 +297,29 @@ class MediaSession(asyncio.DatagramProtocol):
 
     # ---- taps ----------------------------------------------------------------------
 
+    def _media_ms(self, position: int) -> int:
+        """A clock position at the session rate as ms since the session began."""
+        return int((self._clock.epoch + position / self.rate - self.created_at) * 1000)
+
     def _add_tap(self, tap: Tap) -> None:
-        self.taps.append(tap)
-        self._retap()
-
-    def _retap(self) -> None:
-        taps = self.taps
-        self._tick_taps = [tap for tap in taps if tap.ticks]
-        self._bot_taps = [tap for tap in taps if tap.hears_bot]
-        self.receiver.g711_taps = bool(taps) and all(tap.takes_g711 for tap in taps)
-
-    def _sync_inband_tap(self) -> None:
-        """The in-band DTMF tap is there when the mode wants it, at the session's rate."""
-        dtmf_in, tap = self.dtmf_in, self.dtmf_in.tap
-        if tap is not None and (not dtmf_in.inband_wanted or tap.rate != self.rate):
-            self._remove_tap(tap)
-            dtmf_in.tap = None
-        if dtmf_in.inband_wanted and dtmf_in.tap is None:
-            self._add_tap(dtmf_in.new_tap(self.rate))
+        self.taps.add(tap)
+        self.receiver.g711_taps = self.taps.g711_only
 
     def _remove_tap(self, tap: Tap | None) -> None:
-        if tap is not None and tap in self.taps:
-            self.taps.remove(tap)
-            self._retap()
-            tap.close()
+        self.taps.remove(tap)
+        self.receiver.g711_taps = self.taps.g711_only
+
+    def _sync_listening(self) -> None:
+        self.listening.sync(self.rate, self._add_tap, self._remove_tap)
+
+    def listen(self, change: int) -> None:
+        """A StreamEvents subscriber came (+1) or left (-1)."""
+        self.listening.listeners = max(0, self.listening.listeners + change)
+        self._sync_listening()
+
+    @property
+    def vad(self) -> VadTap | None:
+        return self.listening.vad
 
     def attach_recorder(self, timeline: Timeline) -> None:
         """Feed the recording `timeline` from now on."""

