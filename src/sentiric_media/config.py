@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     vad_min_speech_ms: int = Field(96, alias="MEDIA_SERVICE_VAD_MIN_SPEECH_MS", ge=32, le=2000)
     vad_min_silence_ms: int = Field(320, alias="MEDIA_SERVICE_VAD_MIN_SILENCE_MS", ge=32, le=5000)
 
+    # PlayAudio without `interruptible` takes this; StreamAudioToCall always does.
+    barge_in_default: bool = Field(False, alias="MEDIA_SERVICE_BARGE_IN_DEFAULT")
+    stream_interruptible: bool = Field(False, alias="MEDIA_SERVICE_STREAM_INTERRUPTIBLE")
+    barge_in_min_speech_ms: int = Field(
+        160, alias="MEDIA_SERVICE_BARGE_IN_MIN_SPEECH_MS", ge=32, le=2000
+    )
+
     # --- prompts and live audio --------------------------------------------------
     assets_base_path: Path = Field(Path("assets"), alias="ASSETS_BASE_PATH")
     live_audio_stream_buffer: int = Field(64, alias="LIVE_AUDIO_STREAM_BUFFER", ge=1, le=10000)

@@ -117,6 +117,8 @@ def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         ("ENV", "staging"),
         ("LOG_LEVEL", "LOUD"),
         ("MEDIA_SERVICE_INBAND_DTMF", "sometimes"),
+        ("MEDIA_SERVICE_VAD_START_THRESHOLD", "1.5"),
+        ("MEDIA_SERVICE_VAD_MIN_SPEECH_MS", "10"),
     ],
 )
 def test_invalid_value_names_the_variable(
@@ -128,6 +130,15 @@ def test_invalid_value_names_the_variable(
     message = str(info.value)
     assert variable in message
     assert repr(value) in message
+
+
+def test_vad_end_threshold_at_or_above_start_names_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIA_SERVICE_VAD_START_THRESHOLD", "0.4")
+    monkeypatch.setenv("MEDIA_SERVICE_VAD_END_THRESHOLD", "0.4")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "MEDIA_SERVICE_VAD_END_THRESHOLD" in str(info.value)
+    assert "MEDIA_SERVICE_VAD_START_THRESHOLD" in str(info.value)
 
 
 def test_port_min_above_max_names_both(monkeypatch: pytest.MonkeyPatch) -> None:

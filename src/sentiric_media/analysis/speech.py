@@ -49,6 +49,11 @@ class SpeechTracker:
         self._voiced_end = 0  # end of the last window above the end threshold
         self._peak = 0.0
 
+    @property
+    def onset(self) -> int | None:
+        """Where the current speech began (None while silent)."""
+        return self._onset if self.speaking else None
+
     def update(self, position: int, length: int, probability: float) -> Transition | None:
         settings = self.settings
         end = position + length

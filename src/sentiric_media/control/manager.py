@@ -140,6 +140,7 @@ class SessionManager:
             vad_bank=self.vad_bank,
             inband_dtmf=InbandMode(self.settings.inband_dtmf),
             speech=self.settings.speech(),
+            barge_in_min_speech_ms=self.settings.barge_in_min_speech_ms,
         )
         # Registered before the first await, so a concurrent AllocatePort of the
         # same call finds this session instead of creating a second one.
@@ -243,7 +244,7 @@ class SessionManager:
         if session.closed:
             raise NotFound(f"session on RTP port {port} ended while the prompt was loading")
         uri = audio_uri if len(audio_uri) <= 200 else audio_uri[:60] + "…"
-        interrupt = True if interruptible is None else interruptible
+        interrupt = self.settings.barge_in_default if interruptible is None else interruptible
         session.enqueue(Prompt(uri, samples, interrupt, encoded))
         ms = len(samples) * 1000 // session.rate
         return f"queued {ms} ms of audio ({len(session.playout)} in queue)"
@@ -337,7 +338,7 @@ class SessionManager:
 
     def open_tts_stream(self, call_id: str) -> tuple[MediaSession, TtsStream]:
         session = self.session_for_call(call_id)
-        stream = TtsStream(TTS_RATE, session.rate)
+        stream = TtsStream(TTS_RATE, session.rate, interruptible=self.settings.stream_interruptible)
         session.enqueue(stream)
         return session, stream
 

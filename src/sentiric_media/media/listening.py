@@ -2,7 +2,8 @@
 
 - in-band DTMF (`DtmfReceiving.tap`), by `MEDIA_SERVICE_INBAND_DTMF` and what
   was negotiated;
-- voice activity (`VadTap`), while a StreamEvents subscriber listens, whose
+- voice activity (`VadTap`), while a StreamEvents subscriber listens or
+  barge-in is armed (an interruptible prompt queued), whose
   speech starts and ends become `speech_started` / `speech_ended` events
   stamped at the speech itself.
 
@@ -41,6 +42,7 @@ class Listening:
         self._media_ms = media_ms
         self.vad: VadTap | None = None
         self.listeners = 0  # StreamEvents subscribers
+        self.armed = False  # barge-in: an interruptible item is queued
         self.rate = 8000
 
     @property
@@ -56,7 +58,7 @@ class Listening:
             dtmf_in.tap = None
         if dtmf_in.inband_wanted and dtmf_in.tap is None:
             add(dtmf_in.new_tap(rate))
-        wanted = self.listeners > 0 and supported(rate)
+        wanted = (self.listeners > 0 or self.armed) and supported(rate)
         if self.vad is not None and (not wanted or self.vad.rate != rate):
             remove(self.vad)
             self.vad = None

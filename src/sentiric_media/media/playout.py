@@ -73,9 +73,15 @@ class TtsStream:
     """
 
     uri = "stream://tts"
-    interruptible = True
 
-    def __init__(self, in_rate: int, out_rate: int, max_buffer_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        in_rate: int,
+        out_rate: int,
+        max_buffer_seconds: float = 60.0,
+        interruptible: bool = False,
+    ) -> None:
+        self.interruptible = interruptible
         self._resampler = ChunkResampler(in_rate, out_rate)
         self._pieces: deque[np.ndarray] = deque()
         self._buffered = 0
@@ -207,6 +213,27 @@ class Playout:
             self.prompt_slice = None
             return echoed if frame is None else mix(frame, echoed)
         return frame
+
+    @property
+    def current(self) -> PlayoutItem | None:
+        """The item playing (or next to play)."""
+        return self._items[0] if self._items else None
+
+    @property
+    def started(self) -> bool:
+        """The current item has sent audio."""
+        return self._started
+
+    @property
+    def has_interruptible(self) -> bool:
+        return any(item.interruptible for item in self._items)
+
+    def stop_interruptible(self) -> int:
+        """Barge-in: cancel the playing item and every queued interruptible one."""
+        victims = [item for item in self._items if item.interruptible]
+        for victim in victims:
+            self.stop(victim)
+        return len(victims)
 
     def stop(self, item: PlayoutItem | None = None) -> int:
         """Cancel `item`, or everything queued (the playing item included)."""

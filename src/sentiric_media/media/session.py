@@ -25,6 +25,7 @@ from sentiric_media.analysis.vad import VadBank
 from sentiric_media.audio.dtmf import key_tone
 from sentiric_media.audio.timeline import Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
+from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInDetector
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.dtmf import DtmfPress, DtmfSource
@@ -65,6 +66,7 @@ class MediaSession(asyncio.DatagramProtocol):
         vad_bank: VadBank,
         inband_dtmf: InbandMode = InbandMode.AUTO,
         speech: SpeechSettings = SpeechSettings(),  # noqa: B008 - frozen
+        barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
     ) -> None:
         self.call_id = call_id
         self.trace_id = trace_id
@@ -96,6 +98,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self._negotiated_remote: Address | None = None
         self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self._dtmf_pressed, inband_dtmf)
         self.listening = Listening(self.dtmf_in, vad_bank, speech, self.emit, self._media_ms)
+        self.barge_in = BargeInDetector(self.rate, barge_in_min_speech_ms)
         self._sync_listening()
         self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
         self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
@@ -189,6 +192,8 @@ class MediaSession(asyncio.DatagramProtocol):
             tap.on_tick(position)
         if self.dtmf_in.waiting:
             self.dtmf_in.on_tick(time.monotonic())
+        if self.listening.armed:
+            self._check_barge_in(position)
         if self.dtmf_out:
             self._send_dtmf(position)
             return
@@ -249,6 +254,7 @@ class MediaSession(asyncio.DatagramProtocol):
             self.playout.frame_samples = self.frame_samples
             self.receiver.set_rate(rate)
             self.sender.set_rate(rate)
+            self.barge_in.rate = rate
             if not self.dtmf_out:
                 self.dtmf_out = DtmfTones(rate, self.frame_samples)
         self.receiver.set_formats(receive, dtmf_payload_type)
@@ -391,6 +397,25 @@ class MediaSession(asyncio.DatagramProtocol):
 
     def enqueue(self, item: PlayoutItem) -> None:
         self.playout.enqueue(item)
+        if item.interruptible and not self.listening.armed:
+            self.listening.armed = True  # voice activity runs while barge-in is armed
+            self._sync_listening()
+
+    def _check_barge_in(self, position: int) -> None:
+        vad = self.listening.vad
+        decided = self.barge_in.check(self.playout, vad.onset if vad else None, position)
+        if decided is not None:
+            self.log.info(
+                "barge-in: %s stopped after %d ms, %d ms after the caller began",
+                decided.audio_uri,
+                decided.played_ms,
+                decided.reaction_ms,
+            )
+            self.emit("barge_in", decided._asdict())
+            self.playout.stop_interruptible()  # each stopped item: playback_finished, interrupted
+        if not BargeInDetector.armed(self.playout):
+            self.listening.armed = False
+            self._sync_listening()
 
     def check_inactivity(self, now: float, timeout: float) -> bool:
         """Report (once per silent spell) that no RTP came for `timeout` seconds."""

@@ -39,6 +39,11 @@ class VadTap:
     def speaking(self) -> bool:
         return self._stream.tracker.speaking
 
+    @property
+    def onset(self) -> int | None:
+        """Where the caller's current speech began, None while silent."""
+        return self._stream.tracker.onset
+
     def on_caller(self, frame: CallerFrame) -> None:
         self._bank.add(self._stream, frame.position, frame.pcm)
 
