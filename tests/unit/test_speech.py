@@ -263,14 +263,6 @@ def test_durations_are_in_milliseconds_at_either_rate(rate: int) -> None:
 # --- Known bug ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a start decided on a dip window (>= end, < start threshold) leaves _voiced_end "
-        "at the last window >= start, so the dip is not voice: speech ends after 256 ms "
-        "instead of 320 ms of silence, with a duration (32 ms) below min_speech_ms"
-    ),
-)
 def test_a_dip_that_completes_the_start_count_is_voice() -> None:
     # The dips count towards the 96 ms that start speech, so they are voice: speech
     # runs to the end of window 2 and ends after 10 quiet windows.

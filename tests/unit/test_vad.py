@@ -455,14 +455,6 @@ def test_a_stream_at_48000_is_refused() -> None:
 # --- Known bug ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: in one run, the gate's RESET_MS reset of a stream is applied after the model "
-        "ran all its windows, so a loud window that follows the reset in the same run is "
-        "modelled with the old state and its new state is then wiped"
-    ),
-)
 def test_several_windows_in_one_run_equal_one_window_a_run() -> None:
     # A caller's 40 or 60 ms packets, or a burst after a network stall, put several
     # windows of one stream into one run (in a trial at 16 kHz, 40 ms packets moved the

@@ -62,10 +62,10 @@ class SpeechTracker:
                 if self._onset is None:
                     self._onset, self._peak = position, 0.0
                 self._peak = max(self._peak, probability)
-                self._voiced_end = end
             elif probability < settings.end_threshold or self._onset is None:
                 self._onset = None
                 return None
+            self._voiced_end = end  # above the end threshold: voice
             if self._onset is not None and end - self._onset >= self._min_speech:
                 self.speaking = True
                 return Transition(Change.STARTED, self._onset, end, self._peak)

@@ -142,37 +142,46 @@ class VadBank:
 
     def _run_rate(self, rate: int, items: list[tuple[VadStream, int, np.ndarray]]) -> None:
         samples = np.stack([window for _, _, window in items]).astype(np.float32) / 32768.0
-        loud = np.einsum("ij,ij->i", samples, samples) / samples.shape[1] * 32768.0**2 >= self._gate
-        probability = np.zeros(len(items), dtype=np.float32)
-        # A stream with several windows in this run must see them in order: model
-        # them in rounds, each round at most one window per stream.
+        energy = np.einsum("ij,ij->i", samples, samples) / samples.shape[1] * 32768.0**2
+        loud = (energy >= self._gate).tolist()
+        # A stream's windows must go through the gate, the model and its tracker in
+        # order: round k takes the k-th window of every stream that has one.
         rounds: list[list[int]] = []
         seen: dict[VadStream, int] = {}
         for index, (stream, _, _) in enumerate(items):
-            if not loud[index]:
-                continue
             k = seen.get(stream, 0)
             seen[stream] = k + 1
             if k == len(rounds):
                 rounds.append([])
             rounds[k].append(index)
+        reset = RESET_MS * rate // 1000
         for chosen in rounds:
-            probability[chosen] = self._model_run(
-                rate, [items[i][0] for i in chosen], samples[chosen]
-            )
-        self.model_windows += int(loud.sum())
-        self.gated_windows += len(items) - int(loud.sum())
-        for index, (stream, start, _) in enumerate(items):
-            if loud[index]:
-                stream.quiet = 0
-            else:
-                stream.quiet += stream.window
-                if stream.quiet >= RESET_MS * rate // 1000:
-                    stream.state[:] = 0.0
-                    stream.context[:] = 0.0
-            transition = stream.tracker.update(start, stream.window, float(probability[index]))
-            if transition is not None:
-                stream.report(transition)
+            modelled = []
+            for index in chosen:
+                stream = items[index][0]
+                if loud[index]:
+                    if stream.quiet >= reset:  # a long silence: start the model afresh
+                        stream.state[:] = 0.0
+                        stream.context[:] = 0.0
+                    stream.quiet = 0
+                    modelled.append(index)
+                else:
+                    stream.quiet += stream.window
+            probability = dict.fromkeys(chosen, 0.0)
+            if modelled:
+                streams = [items[i][0] for i in modelled]
+                found = self._model_run(rate, streams, samples[modelled])
+                for index, p in zip(modelled, found.tolist(), strict=True):
+                    probability[index] = p
+            for index in chosen:
+                stream, start, _ = items[index]
+                if not loud[index]:
+                    stream.context = samples[index, -len(stream.context) :].copy()
+                transition = stream.tracker.update(start, stream.window, probability[index])
+                if transition is not None:
+                    stream.report(transition)
+        self.model_windows += sum(loud)
+        self.gated_windows += len(items) - sum(loud)
 
     def _model_run(self, rate: int, streams: list[VadStream], samples: np.ndarray) -> np.ndarray:
         contexts = np.stack([stream.context for stream in streams])
