@@ -2,24 +2,30 @@
 
 Armed while an interruptible item is queued (a prompt with `interruptible`,
 or a `StreamAudioToCall` stream when the setting makes those interruptible);
-while armed, voice activity runs. Once the caller's current speech has lasted
-`min_speech_ms` from its onset while an interruptible item plays, `check`
-returns a `BargeIn` (which prompt, how much of it played, the reaction: speech
-onset to the decision, which is the tick whose packet is not sent), and the
-session flushes the playing item and every queued interruptible one
+while armed, voice activity runs and this tap sees both directions. Once the
+caller's current speech holds `min_speech_ms` of audio that our own echo
+does not explain (`analysis/echo_path.py`: the echo path's delay and gain
+estimated from what we sent, the caller's audio left after subtracting it)
+while an interruptible item plays, `check` returns a `BargeIn` — which
+prompt, how much of it played, and the reaction (speech onset to the
+decision: the tick whose packet is then not sent) — and the session flushes
+the playing item and every queued interruptible one
 (`Playout.stop_interruptible`; the next non-interruptible item plays).
-
-Not built yet: echo safety. A phone that returns our prompt loudly enough for
-the VAD to call it speech would interrupt it; see the issue notes.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import NamedTuple
 
+import numpy as np
+
+from sentiric_media.analysis.echo_path import EchoPath
 from sentiric_media.media.playout import Playout
+from sentiric_media.media.taps import CallerFrame
 
 DEFAULT_MIN_SPEECH_MS = 160
+_KEEP_MS = 3000  # caller frames remembered for the decision
 
 
 class BargeIn(NamedTuple):
@@ -28,17 +34,43 @@ class BargeIn(NamedTuple):
     reaction_ms: int
 
 
-class BargeInDetector:
-    """The barge-in decision of one session."""
+class BargeInTap:
+    """The barge-in decision of one session, fed both directions while armed."""
+
+    ticks = False
+    hears_bot = True
+    takes_g711 = False
 
     def __init__(self, rate: int, min_speech_ms: int = DEFAULT_MIN_SPEECH_MS) -> None:
         self.rate = rate
         self.min_speech_ms = min_speech_ms
+        self.echo = EchoPath(rate)
+        self._present: deque[tuple[int, int]] = deque()  # (position, samples) the caller spoke
 
     @staticmethod
     def armed(playout: Playout) -> bool:
         """Something interruptible is queued: voice activity must run."""
         return playout.has_interruptible
+
+    def on_caller(self, frame: CallerFrame) -> None:
+        self.echo.heard(frame.position, frame.pcm)
+        if self.echo.caller_present(frame.position, frame.pcm):
+            present = self._present
+            present.append((frame.position, len(frame.pcm)))
+            while present and present[0][0] < frame.position - self.rate * _KEEP_MS // 1000:
+                present.popleft()
+
+    def on_g711(self, position: int, payload: bytes, table: np.ndarray) -> None:
+        """Not called (`takes_g711` False)."""
+
+    def on_tick(self, position: int) -> None:
+        """Not called (`ticks` False)."""
+
+    def on_bot(self, position: int, pcm: np.ndarray) -> None:
+        self.echo.sent(position, pcm)
+
+    def close(self) -> None:
+        self._present.clear()
 
     def check(self, playout: Playout, onset: int | None, now: int) -> BargeIn | None:
         """Speech began at `onset` (None: not speaking); `now` is the clock position."""
@@ -47,8 +79,15 @@ class BargeInDetector:
         playing = playout.current
         if playing is None or not playing.interruptible or not playout.started:
             return None
-        if (now - onset) * 1000 < self.min_speech_ms * self.rate:
-            return None
+        # The caller's own voice for min_speech_ms within the last min_speech_ms + 100 ms
+        # (since the onset): a long echo "speech" with a glitch here and there adds up
+        # to nothing.
+        recent = max(onset, now - (self.min_speech_ms + 100) * self.rate // 1000)
+        spoken = sum(count for position, count in self._present if position >= recent)
+        if spoken * 1000 < self.min_speech_ms * self.rate:
+            return None  # not yet, or the "speech" is our own echo
         played_ms = playing.frames_played * playout.frame_ms
-        reaction_ms = (now - onset) * 1000 // self.rate
+        # Reaction from the caller's own voice: the VAD's onset may be our echo's.
+        began = next(position for position, _ in self._present if position >= onset)
+        reaction_ms = (now - began) * 1000 // self.rate
         return BargeIn(playing.uri, played_ms, reaction_ms)

@@ -2,8 +2,10 @@
 
 - in-band DTMF (`DtmfReceiving.tap`), by `MEDIA_SERVICE_INBAND_DTMF` and what
   was negotiated;
+- barge-in (`BargeInTap`, both directions: the echo of our prompt is
+  estimated from what we sent) while an interruptible prompt is queued;
 - voice activity (`VadTap`), while a StreamEvents subscriber listens or
-  barge-in is armed (an interruptible prompt queued), whose
+  barge-in is armed, whose
   speech starts and ends become `speech_started` / `speech_ended` events
   stamped at the speech itself.
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from sentiric_media.analysis.speech import Change, SpeechSettings, Transition
 from sentiric_media.analysis.vad import VadBank, supported
+from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInTap
 from sentiric_media.media.dtmf_receive import DtmfReceiving
 from sentiric_media.media.taps import Tap
 from sentiric_media.media.vad_tap import VadTap
@@ -34,6 +37,7 @@ class Listening:
         speech: SpeechSettings,
         emit: Emit,
         media_ms: Callable[[int], int],
+        barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
     ) -> None:
         self.dtmf_in = dtmf_in
         self._vad_bank = vad_bank
@@ -43,11 +47,13 @@ class Listening:
         self.vad: VadTap | None = None
         self.listeners = 0  # StreamEvents subscribers
         self.armed = False  # barge-in: an interruptible item is queued
+        self.barge_in: BargeInTap | None = None
+        self._barge_in_ms = barge_in_min_speech_ms
         self.rate = 8000
 
     @property
     def taps(self) -> tuple[Tap | None, ...]:
-        return (self.dtmf_in.tap, self.vad)
+        return (self.dtmf_in.tap, self.vad, self.barge_in)
 
     def sync(self, rate: int, add: Callable[[Tap], None], remove: Callable[[Tap], None]) -> None:
         """Attach what is wanted at `rate`, detach the rest."""
@@ -65,6 +71,13 @@ class Listening:
         if wanted and self.vad is None:
             self.vad = VadTap(self._vad_bank, rate, self._speech, self._speech_changed)
             add(self.vad)
+        barge_in = self.barge_in
+        if barge_in is not None and (not self.armed or barge_in.rate != rate):
+            remove(barge_in)
+            self.barge_in = None
+        if self.armed and self.barge_in is None and supported(rate):
+            self.barge_in = BargeInTap(rate, self._barge_in_ms)
+            add(self.barge_in)
 
     def _speech_changed(self, transition: Transition) -> None:
         if transition.change is Change.STARTED:

@@ -25,7 +25,7 @@ from sentiric_media.analysis.vad import VadBank
 from sentiric_media.audio.dtmf import key_tone
 from sentiric_media.audio.timeline import Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
-from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInDetector
+from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInTap
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.dtmf import DtmfPress, DtmfSource
@@ -97,8 +97,9 @@ class MediaSession(asyncio.DatagramProtocol):
         self._echo_tap: EchoTap | None = None
         self._negotiated_remote: Address | None = None
         self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self._dtmf_pressed, inband_dtmf)
-        self.listening = Listening(self.dtmf_in, vad_bank, speech, self.emit, self._media_ms)
-        self.barge_in = BargeInDetector(self.rate, barge_in_min_speech_ms)
+        self.listening = Listening(
+            self.dtmf_in, vad_bank, speech, self.emit, self._media_ms, barge_in_min_speech_ms
+        )
         self._sync_listening()
         self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
         self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
@@ -254,7 +255,6 @@ class MediaSession(asyncio.DatagramProtocol):
             self.playout.frame_samples = self.frame_samples
             self.receiver.set_rate(rate)
             self.sender.set_rate(rate)
-            self.barge_in.rate = rate
             if not self.dtmf_out:
                 self.dtmf_out = DtmfTones(rate, self.frame_samples)
         self.receiver.set_formats(receive, dtmf_payload_type)
@@ -402,18 +402,21 @@ class MediaSession(asyncio.DatagramProtocol):
             self._sync_listening()
 
     def _check_barge_in(self, position: int) -> None:
-        vad = self.listening.vad
-        decided = self.barge_in.check(self.playout, vad.onset if vad else None, position)
+        vad, barge_in = self.listening.vad, self.listening.barge_in
+        onset = vad.onset if vad else None
+        decided = barge_in.check(self.playout, onset, position) if barge_in else None
         if decided is not None:
+            echo = barge_in.echo if barge_in else None
             self.log.info(
-                "barge-in: %s stopped after %d ms, %d ms after the caller began",
+                "barge-in: %s stopped after %d ms, %d ms after the caller began (echo path: %s)",
                 decided.audio_uri,
                 decided.played_ms,
                 decided.reaction_ms,
+                echo.describe() if echo else "-",
             )
             self.emit("barge_in", decided._asdict())
             self.playout.stop_interruptible()  # each stopped item: playback_finished, interrupted
-        if not BargeInDetector.armed(self.playout):
+        if not BargeInTap.armed(self.playout):
             self.listening.armed = False
             self._sync_listening()
 
