@@ -59,6 +59,7 @@ class ControlStats:
     recordings_stored: int = 0
     recorded_ms: int = 0
     stop_recording_ms: list[float] = field(default_factory=list)
+    events: Counter[str] = field(default_factory=Counter)  # StreamEvents events by kind
 
     def error(self, where: str, exc: BaseException) -> None:
         code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
@@ -75,6 +76,7 @@ class ControlStats:
             "max": setup[-1] if setup else None,
         }
         data["errors"] = dict(self.errors)
+        data["events"] = dict(self.events)
         stops = sorted(self.stop_recording_ms)
         data["stop_recording_ms"] = {
             "p50": stops[len(stops) // 2] if stops else None,
@@ -192,6 +194,14 @@ class Control:
         except grpc.aio.AioRpcError as exc:
             stats.error("RecordAudio", exc)
 
+    async def read_events(self, port: int) -> None:
+        """Consume one StreamEvents stream (its subscriber turns voice activity on)."""
+        try:
+            async for event in self.stub.StreamEvents(pb.StreamEventsRequest(server_rtp_port=port)):
+                self.stats.events[event.WhichOneof("event") or "?"] += 1
+        except grpc.aio.AioRpcError as exc:
+            self.stats.error("StreamEvents", exc)
+
     async def start_recording(self, index: int, port: int) -> None:
         request = pb.StartRecordingRequest(
             server_rtp_port=port,
@@ -239,6 +249,8 @@ class Control:
             port = await self.set_up(index, ports, ready)
             if port and plan.record_audio:
                 readers.append(asyncio.create_task(self.read_live(port)))
+            if port and plan.events:
+                readers.append(asyncio.create_task(self.read_events(port)))
             if port:
                 allocated.append(port)
         self.stats.ramp_done_at = time.monotonic()

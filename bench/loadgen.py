@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--settle", type=float, default=3.0, help="after the ramp, before the window"
     )
     parser.add_argument("--record-audio", action="store_true", help="one RecordAudio per call")
+    parser.add_argument(
+        "--events", action="store_true", help="one StreamEvents per call (voice activity on)"
+    )
     parser.add_argument("--frame-ms", type=int, default=20, help="RecordAudio frame_ms (20..200)")
     parser.add_argument(
         "--recording", action="store_true", help="StartRecording per call (half mono, half stereo)"
@@ -158,6 +161,7 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
             frame_ms=args.frame_ms,
             generator_cpu=args.generator_cpu,
             recording=args.recording,
+            events=args.events,
             codec=codec,
         )
         ports, ready, stop = ctx.RawArray("i", calls), ctx.RawValue("i", 0), ctx.Event()
@@ -234,6 +238,7 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
         "settle_s": args.settle,
         "window_s": we["t"] - ws["t"],
         "record_audio": args.record_audio,
+        "events": args.events,
         "frame_ms": args.frame_ms,
         "recording": args.recording,
         "codec": plan.codec,
@@ -340,6 +345,7 @@ def search(args: argparse.Namespace) -> list[dict[str, Any]]:
         "largest_passing_calls": passed,
         "first_failing_calls": failed,
         "record_audio": args.record_audio,
+        "events": args.events,
         "frame_ms": args.frame_ms if args.record_audio else None,
         "codec": report.codec_of(call_codec(args)),
         "steps": [(r["calls"], r["passed"]) for r in results],

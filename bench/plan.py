@@ -50,6 +50,7 @@ class Plan:
     record_rate: int = 16000
     generator_cpu: int | None = 1
     recording: bool = False  # StartRecording per call (even calls mono, odd stereo)
+    events: bool = False  # one StreamEvents subscriber per call (voice activity runs on each)
     codec: CallCodec = field(default_factory=CallCodec)  # default: PCMU, no SDP
 
     @property

@@ -162,6 +162,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "machine": raw["machine"],
         "calls": calls,
         "record_audio": raw["record_audio"],
+        "events": raw.get("events", False),
+        "event_counts": raw.get("control", {}).get("events", {}),
         "frame_ms": raw["frame_ms"] if raw["record_audio"] else None,
         "codec": codec_of(raw["codec"]),
         "window_s": round(window_s, 2),
@@ -302,6 +304,9 @@ def table_row(r: dict[str, Any]) -> str:
     record = f"{r['frame_ms']} ms frames" if r["record_audio"] else "no"
     if r.get("recording", {}).get("enabled"):
         record += " + recording"
+    if r.get("events"):
+        counts = r.get("event_counts", {})
+        record += f" + StreamEvents (VAD; {counts.get('speech_started', 0)} speech starts)"
     verdict_text = "pass" if r["passed"] else "FAIL: " + "; ".join(r["failures"])
     if r["warnings"]:
         verdict_text += " (" + "; ".join(r["warnings"]) + ")"
