@@ -47,7 +47,11 @@ class _Ring:
         self.end = 0  # one past the newest position written
 
     def write(self, position: int, pcm: np.ndarray) -> None:
-        if position + len(pcm) <= self.end - self.size:
+        oldest = max(self.end, position + len(pcm)) - self.size
+        if position < oldest:  # the part older than the ring would wrap onto the newest
+            pcm = pcm[oldest - position :]
+            position = oldest
+        if not len(pcm):
             return
         if position >= self.end + self.size:
             self._data[:] = 0.0
@@ -113,7 +117,7 @@ class EchoPath:
     def describe(self) -> str:
         if self.delay is None:
             return "assumed at its worst" if self.assumed_worst else "none found"
-        gain_db = 20 * np.log10(max(self.gain, 1e-9))
+        gain_db = 20 * np.log10(max(abs(self.gain), 1e-9))
         delay_ms = self.delay * 1000 // self.rate
         return f"{delay_ms} ms, {gain_db:.1f} dB, coherence {self.coherence:.2f}"
 
@@ -155,7 +159,10 @@ class EchoPath:
         sent = self._sent.read(end - window - max_delay, window + max_delay)
         sent_energy = float(np.dot(sent, sent))
         heard_energy = float(np.dot(heard, heard))
-        if sent_energy <= 1e-3 or heard_energy <= 1e-3:
+        if sent_energy <= 1e-3:
+            return  # we sent nothing: nothing to find
+        if heard_energy <= 1e-3:
+            self._misses += 1  # we sent, and nothing came back at all
             return
         size = 1 << int(np.ceil(np.log2(len(sent) + window)))
         # correlation[lag] = sum heard[n] * sent[n + max_delay - lag], lag = 0 .. max_delay
@@ -168,11 +175,11 @@ class EchoPath:
         normalised = full / np.sqrt(np.maximum(lagged, 1e-9) * heard_energy)
         # A lag whose stretch of our audio is nearly silent explains nothing.
         normalised[lagged < 0.1 * lagged.max()] = 0.0
-        lag = int(np.argmax(normalised))
-        if normalised[lag] >= COHERENCE:
+        lag = int(np.argmax(np.abs(normalised)))  # an inverted echo correlates negatively
+        if abs(normalised[lag]) >= COHERENCE:
             self.delay = lag
-            self.gain = float(full[lag] / max(lagged[lag], 1e-9))
-            self.coherence = float(normalised[lag])
+            self.gain = float(full[lag] / max(lagged[lag], 1e-9))  # signed
+            self.coherence = float(abs(normalised[lag]))
             self._found_at = end
             self._misses = 0
         else:
