@@ -14,6 +14,7 @@ Both follow the session's rate: a tap at another rate is replaced.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from sentiric_media.analysis.speech import Change, SpeechSettings, Transition
 from sentiric_media.analysis.vad import VadBank, supported
 from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInTap
 from sentiric_media.media.dtmf_receive import DtmfReceiving
+from sentiric_media.media.playout import Playout
 from sentiric_media.media.taps import Tap
 from sentiric_media.media.vad_tap import VadTap
 
@@ -78,6 +80,27 @@ class Listening:
         if self.armed and self.barge_in is None and supported(rate):
             self.barge_in = BargeInTap(rate, self._barge_in_ms)
             add(self.barge_in)
+
+    def barge_in_tick(self, playout: Playout, position: int, log: logging.LoggerAdapter) -> bool:
+        """While armed, each tick: barge in if the caller talks over an interruptible item.
+
+        Returns whether barge-in stays armed (the caller re-syncs the taps if not).
+        """
+        vad, barge_in = self.vad, self.barge_in
+        onset = vad.onset if vad else None
+        decided = barge_in.check(playout, onset, position) if barge_in else None
+        if decided is not None and barge_in is not None:
+            log.info(
+                "barge-in: %s stopped after %d ms, %d ms after the caller began (echo path: %s)",
+                decided.audio_uri,
+                decided.played_ms,
+                decided.reaction_ms,
+                barge_in.echo.describe(),
+            )
+            self._emit("barge_in", decided._asdict(), None)
+            playout.stop_interruptible()  # each stopped item: playback_finished, interrupted
+        self.armed = BargeInTap.armed(playout)
+        return self.armed
 
     def _speech_changed(self, transition: Transition) -> None:
         if transition.change is Change.STARTED:

@@ -25,7 +25,7 @@ from sentiric_media.analysis.vad import VadBank
 from sentiric_media.audio.dtmf import key_tone
 from sentiric_media.audio.timeline import Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
-from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInTap
+from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.dtmf import DtmfPress, DtmfSource
@@ -402,23 +402,8 @@ class MediaSession(asyncio.DatagramProtocol):
             self._sync_listening()
 
     def _check_barge_in(self, position: int) -> None:
-        vad, barge_in = self.listening.vad, self.listening.barge_in
-        onset = vad.onset if vad else None
-        decided = barge_in.check(self.playout, onset, position) if barge_in else None
-        if decided is not None:
-            echo = barge_in.echo if barge_in else None
-            self.log.info(
-                "barge-in: %s stopped after %d ms, %d ms after the caller began (echo path: %s)",
-                decided.audio_uri,
-                decided.played_ms,
-                decided.reaction_ms,
-                echo.describe() if echo else "-",
-            )
-            self.emit("barge_in", decided._asdict())
-            self.playout.stop_interruptible()  # each stopped item: playback_finished, interrupted
-        if not BargeInTap.armed(self.playout):
-            self.listening.armed = False
-            self._sync_listening()
+        if not self.listening.barge_in_tick(self.playout, position, self.log):
+            self._sync_listening()  # nothing interruptible is left: disarmed
 
     def check_inactivity(self, now: float, timeout: float) -> bool:
         """Report (once per silent spell) that no RTP came for `timeout` seconds."""
