@@ -21,6 +21,7 @@ from tests.integration.helpers import (
     speech,
     wait_until,
 )
+from tests.integration.test_stream_events import _press
 
 RATE = 8000
 SSRC = 0x1D7F
@@ -155,3 +156,22 @@ async def test_speech_is_not_taken_for_digits(service, stub, peer):
     kinds = [e.WhichOneof("event") for e in await drain(call)]
     assert "dtmf" not in kinds
     assert "speech_started" in kinds  # the speech was heard, as speech
+
+
+async def test_without_sdp_payload_type_101_is_taken_as_telephone_events(service, stub, peer):
+    """A call set up without NegotiateSdp (the Rust service's callers): RFC 4733 on 101."""
+    port = await allocate(stub, "legacy-101")
+    call = await _subscribe(service, stub, port)
+    for packet in rtp_packets(silence(100), ssrc=SSRC, payload_type=0):
+        peer.send(packet, port)
+    sequence = await _press(peer, port, 5000, 9, 80000, 100)  # "9"
+    await _press(peer, port, sequence, 10, 88000, 100)  # "*"
+    (first, second) = await read_messages(call, 2, within=3)
+    assert [(e.dtmf.digit, e.dtmf.source) for e in (first, second)] == [
+        ("9", "rfc4733"),
+        ("*", "rfc4733"),
+    ]
+    session = service.manager.by_port[port]
+    assert session.stats.drops["unsupported_payload_type"] == 0
+    await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=port))
+    assert [e.WhichOneof("event") for e in await drain(call)] == []

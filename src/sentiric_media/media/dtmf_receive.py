@@ -25,6 +25,11 @@ from sentiric_media.media.dtmf_inband import InbandDtmfTap
 from sentiric_media.media.dtmf_merge import DtmfMerge
 
 TelephoneEvents = Callable[[int, bytes, float], None]
+# Until NegotiateSdp, packets of this payload type are taken as telephone-event/8000:
+# 101 is what most SIP stacks offer, and a call set up without us seeing its SDP
+# would otherwise lose its RFC 4733 key presses.
+ASSUMED_PAYLOAD_TYPE = 101
+ASSUMED_CLOCK_RATE = 8000
 
 
 class InbandMode(StrEnum):
@@ -51,17 +56,27 @@ class DtmfReceiving:
         self.merge = DtmfMerge(report)
         self.tap: InbandDtmfTap | None = None  # the session adds and removes it (`inband_wanted`)
         self.rfc4733: Rfc4733Receiver | None = None
+        self.negotiated = False  # telephone-events agreed by SDP
 
     @property
     def inband_wanted(self) -> bool:
         """The caller's audio should go to the in-band detector."""
         return self.mode is InbandMode.ALWAYS or (
-            self.mode is InbandMode.AUTO and self.rfc4733 is None
+            self.mode is InbandMode.AUTO and not self.negotiated
         )
+
+    def assumed(self) -> TelephoneEvents:
+        """Before any SDP: telephone-events at 8000 on the usual payload type, assumed.
+
+        In-band detection goes on (nothing was agreed); a press that comes both ways
+        is still one event.
+        """
+        self.rfc4733 = Rfc4733Receiver(ASSUMED_CLOCK_RATE, self._pressed)
+        return self.rfc4733.packet
 
     def negotiate(self, clock_rate: int | None) -> TelephoneEvents | None:
         """Telephone-events at `clock_rate` (None: not negotiated); returns the packet handler."""
-        self.merge.prefer_rfc4733 = clock_rate is not None
+        self.merge.prefer_rfc4733 = self.negotiated = clock_rate is not None
         if clock_rate is None:
             self.rfc4733 = None
             return None

@@ -29,7 +29,7 @@ from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.dtmf import DtmfPress, DtmfSource
-from sentiric_media.media.dtmf_receive import DtmfReceiving, InbandMode
+from sentiric_media.media.dtmf_receive import ASSUMED_PAYLOAD_TYPE, DtmfReceiving, InbandMode
 from sentiric_media.media.dtmf_send import TONE_DBM0, DtmfTones
 from sentiric_media.media.echo import EchoTap
 from sentiric_media.media.listening import Listening
@@ -97,6 +97,8 @@ class MediaSession(asyncio.DatagramProtocol):
         self._echo_tap: EchoTap | None = None
         self._negotiated_remote: Address | None = None
         self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self._dtmf_pressed, inband_dtmf)
+        self.receiver.dtmf_payload_type = ASSUMED_PAYLOAD_TYPE
+        self.receiver.telephone_events = self.dtmf_in.assumed()
         self.listening = Listening(
             self.dtmf_in, vad_bank, speech, self.emit, self._media_ms, barge_in_min_speech_ms
         )
