@@ -281,29 +281,6 @@ class DtmfBank:
         self, detector: DtmfDetector, position: int, payload: bytes, table: np.ndarray
     ) -> None:
         """G.711 code bytes (8 kHz), decoded by `table` together with the batch's others."""
-        count = len(payload)
-        if (
-            detector.queued != self._generation
-            and position == detector._pending_at
-            and detector._pending is None
-            and not detector.restarted
-            and not count % detector.block
-        ):
-            # The usual packet, inline: the next whole blocks of a stream not yet in a batch.
-            detector._pending_at = position + count
-            detector.start = position
-            key = (detector.rate, id(table))
-            batch = self._batches.get(key)
-            if batch is None:
-                batch = self._batches[key] = _Batch(table)
-            detector.index = len(batch.detectors)
-            detector.queued = self._generation
-            detector.batch = key
-            batch.detectors.append(detector)
-            batch.blocks.append(payload)
-            batch.counts.append(count // detector.block)
-            batch.slots.append(detector.slot)
-            return
         if not detector.takes_whole(position, len(payload)):
             self.add(detector, position, table.take(np.frombuffer(payload, dtype=np.uint8)))
             return

@@ -108,11 +108,18 @@ class EchoPath:
             self._estimate(end)
 
     def echo_energy(self, position: int, count: int) -> float:
-        """Energy the echo of our audio explains in caller audio [position, position + count)."""
+        """Energy our echo may bring to caller audio [position, position + count).
+
+        Energies, not waveforms: a delay a few samples off (placement settling,
+        jitter) would leave a waveform residual as loud as the echo, so this is
+        the loudest of the stretches at the delay and ±10 ms.
+        """
         if self.delay is None:
             return 0.0
-        echo = self._sent.read(position - self.delay, count) * self.gain
-        return float(np.dot(echo, echo))
+        shift = self.rate // 100
+        sent = self._sent.read(position - self.delay - shift, count + 2 * shift)
+        parts = (sent[:count], sent[shift:-shift], sent[-count:])
+        return max(float(np.dot(part, part)) for part in parts) * self.gain**2
 
     def describe(self) -> str:
         if self.delay is None:
@@ -140,14 +147,7 @@ class EchoPath:
             frames = recent[: len(recent) // count * count].reshape(-1, count)
             loudest = float(np.max(np.einsum("ij,ij->i", frames, frames))) if len(frames) else 0
             return energy >= loudest * 10 ** (WORST_ECHO_DB / 10)
-        # Compare energies, not waveforms: a delay a few samples off (placement
-        # settling, jitter) would leave a waveform residual as loud as the echo.
-        shift = self.rate // 100  # ±10 ms
-        sent = self._sent.read(position - self.delay - shift, count + 2 * shift)
-        echo = max(
-            float(np.dot(part, part)) for part in (sent[:count], sent[shift:-shift], sent[-count:])
-        )
-        return energy >= echo * self.gain**2 * 10 ** (MARGIN_DB / 10)
+        return energy >= self.echo_energy(position, count) * 10 ** (MARGIN_DB / 10)
 
     def _estimate(self, end: int) -> None:
         if self.delay is not None and end - self._found_at > self._hold:

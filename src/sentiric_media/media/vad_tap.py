@@ -36,10 +36,6 @@ class VadTap:
         self._stream = bank.stream(rate, settings, report)
 
     @property
-    def speaking(self) -> bool:
-        return self._stream.tracker.speaking
-
-    @property
     def onset(self) -> int | None:
         """Where the caller's current speech began, None while silent."""
         return self._stream.tracker.onset
