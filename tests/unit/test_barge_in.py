@@ -668,3 +668,21 @@ def test_echo_path_cpu_cost() -> None:
     cost = time.process_time() - started
     seconds = len(heard) / RATE
     print(f"EchoPath at 8 kHz: {1000 * cost / seconds:.2f} ms CPU per second of audio")
+
+
+def test_a_caller_already_talking_reacts_from_the_prompts_start() -> None:
+    """Found by the bench: speech that began before the prompt gave a negative or
+    too long reaction; it counts from the prompt's first frame."""
+    call = warmed(Call([]))
+    rng = np.random.default_rng(7)
+    onset = call.caller_at
+    assert call.run(25, voice=own_voice(rng), onset=onset) == []  # talking, nothing plays
+    call.playout.enqueue(prompt())
+    started = call.now
+    decided = None
+    for _ in range(25):
+        decided = call.tick(own_voice(rng), onset)
+        if decided is not None:
+            break
+    assert decided is not None
+    assert 0 <= decided.reaction_ms <= (call.now - started) * 1000 // RATE

@@ -45,7 +45,8 @@ class BargeInTap:
         self.rate = rate
         self.min_speech_ms = min_speech_ms
         self.echo = EchoPath(rate)
-        self._present: deque[tuple[int, int]] = deque()  # (position, samples) the caller spoke
+        # (position, samples, arrival) of what the caller spoke
+        self._present: deque[tuple[int, int, int]] = deque()
 
     @staticmethod
     def armed(playout: Playout) -> bool:
@@ -56,7 +57,7 @@ class BargeInTap:
         self.echo.heard(frame.position, frame.pcm)
         if self.echo.caller_present(frame.position, frame.pcm):
             present = self._present
-            present.append((frame.position, len(frame.pcm)))
+            present.append((frame.position, len(frame.pcm), frame.arrival))
             while present and present[0][0] < frame.position - self.rate * _KEEP_MS // 1000:
                 present.popleft()
 
@@ -83,11 +84,17 @@ class BargeInTap:
         # (since the onset): a long echo "speech" with a glitch here and there adds up
         # to nothing.
         recent = max(onset, now - (self.min_speech_ms + 100) * self.rate // 1000)
-        spoken = sum(count for position, count in self._present if position >= recent)
+        spoken = sum(count for position, count, _ in self._present if position >= recent)
         if spoken * 1000 < self.min_speech_ms * self.rate:
             return None  # not yet, or the "speech" is our own echo
         played_ms = playing.frames_played * playout.frame_ms
-        # Reaction from the caller's own voice: the VAD's onset may be our echo's.
-        began = next(position for position, _ in self._present if position >= onset)
-        reaction_ms = (now - began) * 1000 // self.rate
+        # Reaction from when the caller's own voice reached us: its first packet's
+        # arrival less the packet's length (the VAD's onset may be our echo's; a
+        # frame's position is later than its arrival, by the jitter delay).
+        began = next(
+            arrival - count for position, count, arrival in self._present if position >= onset
+        )
+        # A caller already talking when the prompt began: its reaction counts from there.
+        began = max(began, now - playing.frames_played * playout.frame_samples)
+        reaction_ms = max(0, now - began) * 1000 // self.rate
         return BargeIn(playing.uri, played_ms, reaction_ms)
