@@ -31,6 +31,10 @@ from sentiric_media.api.v1 import media_pb2 as pb
 from sentiric_media.api.v1 import media_pb2_grpc as pb_grpc
 
 RELEASE_CONCURRENCY = 64
+BARGE_IN_REPLAY_S = 1.0
+# What the keyword-spotting subscribers ask for (not said in the bundled speech: every
+# hit is a false alarm, and the cost is the same).
+KEYWORDS = ("operator", "cancel", "agent", "supervisor")
 
 
 class NegotiationMismatch(Exception):
@@ -60,6 +64,8 @@ class ControlStats:
     recorded_ms: int = 0
     stop_recording_ms: list[float] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)  # StreamEvents events by kind
+    reaction_ms: list[int] = field(default_factory=list)  # of every barge-in
+    keyword_hits: Counter[str] = field(default_factory=Counter)
 
     def error(self, where: str, exc: BaseException) -> None:
         code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
@@ -77,6 +83,14 @@ class ControlStats:
         }
         data["errors"] = dict(self.errors)
         data["events"] = dict(self.events)
+        data["keyword_hits"] = dict(self.keyword_hits)
+        reactions = sorted(self.reaction_ms)
+        data["reaction_ms"] = {
+            "count": len(reactions),
+            "p50": reactions[len(reactions) // 2] if reactions else None,
+            "p95": reactions[int(len(reactions) * 0.95)] if reactions else None,
+            "max": reactions[-1] if reactions else None,
+        }
         stops = sorted(self.stop_recording_ms)
         data["stop_recording_ms"] = {
             "p50": stops[len(stops) // 2] if stops else None,
@@ -115,6 +129,20 @@ class Control:
             )
         finally:
             await stub.ReleasePort(pb.ReleasePortRequest(rtp_port=reply.rtp_port))
+
+    async def play(self, index: int, port: int) -> None:
+        request = pb.PlayAudioRequest(
+            audio_uri=self.plan.prompt_uri,
+            server_rtp_port=port,
+            rtp_target_addr=self.plan.target_of(index),
+        )
+        if self.plan.barge_in:
+            request.interruptible = True
+        try:
+            await self.stub.PlayAudio(request)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:  # a replay after the release
+                self.stats.error("PlayAudio", exc)
 
     async def negotiate(self, port: int, index: int) -> None:
         """Offer call `index`'s codec; NegotiationMismatch unless the answer agrees on it."""
@@ -155,16 +183,7 @@ class Control:
                 self.stats.error("NegotiateSdp", exc)
         ports[index] = port
         ready.value = index + 1
-        try:
-            await stub.PlayAudio(
-                pb.PlayAudioRequest(
-                    audio_uri=plan.prompt_uri,
-                    server_rtp_port=port,
-                    rtp_target_addr=plan.target_of(index),
-                )
-            )
-        except grpc.aio.AioRpcError as exc:
-            self.stats.error("PlayAudio", exc)
+        await self.play(index, port)
         if plan.recording:
             await self.start_recording(index, port)
         self.stats.setup_ms.append((time.monotonic() - began) * 1000)
@@ -194,11 +213,23 @@ class Control:
         except grpc.aio.AioRpcError as exc:
             stats.error("RecordAudio", exc)
 
-    async def read_events(self, port: int) -> None:
+    async def read_events(self, index: int, port: int) -> None:
         """Consume one StreamEvents stream (its subscriber turns voice activity on)."""
+        keywords = KEYWORDS if index < self.plan.keywords else ()
+        request = pb.StreamEventsRequest(server_rtp_port=port, keywords=keywords)
         try:
-            async for event in self.stub.StreamEvents(pb.StreamEventsRequest(server_rtp_port=port)):
-                self.stats.events[event.WhichOneof("event") or "?"] += 1
+            async for event in self.stub.StreamEvents(request):
+                kind = event.WhichOneof("event") or "?"
+                self.stats.events[kind] += 1
+                if kind == "keyword":
+                    self.stats.keyword_hits[event.keyword.keyword] += 1
+                elif kind == "barge_in":
+                    self.stats.reaction_ms.append(event.barge_in.reaction_ms)
+                elif kind == "playback_finished" and event.playback_finished.interrupted:
+                    # The caller talked over it: play it again, a little later.
+                    asyncio.get_running_loop().call_later(
+                        BARGE_IN_REPLAY_S, lambda: asyncio.ensure_future(self.play(index, port))
+                    )
         except grpc.aio.AioRpcError as exc:
             self.stats.error("StreamEvents", exc)
 
@@ -250,7 +281,7 @@ class Control:
             if port and plan.record_audio:
                 readers.append(asyncio.create_task(self.read_live(port)))
             if port and plan.events:
-                readers.append(asyncio.create_task(self.read_events(port)))
+                readers.append(asyncio.create_task(self.read_events(index, port)))
             if port:
                 allocated.append(port)
         self.stats.ramp_done_at = time.monotonic()

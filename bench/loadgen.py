@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--events", action="store_true", help="one StreamEvents per call (voice activity on)"
     )
+    parser.add_argument(
+        "--keywords", type=int, default=0, help="of the --events calls, how many spot keywords"
+    )
+    parser.add_argument(
+        "--barge-in", action="store_true", help="interruptible prompts (implies --events)"
+    )
     parser.add_argument("--frame-ms", type=int, default=20, help="RecordAudio frame_ms (20..200)")
     parser.add_argument(
         "--recording", action="store_true", help="StartRecording per call (half mono, half stereo)"
@@ -161,7 +167,9 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
             frame_ms=args.frame_ms,
             generator_cpu=args.generator_cpu,
             recording=args.recording,
-            events=args.events,
+            events=args.events or args.keywords > 0 or args.barge_in,
+            keywords=args.keywords,
+            barge_in=args.barge_in,
             codec=codec,
         )
         ports, ready, stop = ctx.RawArray("i", calls), ctx.RawValue("i", 0), ctx.Event()
@@ -238,7 +246,9 @@ def run_once(args: argparse.Namespace, calls: int) -> dict[str, Any]:
         "settle_s": args.settle,
         "window_s": we["t"] - ws["t"],
         "record_audio": args.record_audio,
-        "events": args.events,
+        "events": plan.events,
+        "barge_in": plan.barge_in,
+        "keywords": plan.keywords,
         "frame_ms": args.frame_ms,
         "recording": args.recording,
         "codec": plan.codec,
@@ -345,7 +355,9 @@ def search(args: argparse.Namespace) -> list[dict[str, Any]]:
         "largest_passing_calls": passed,
         "first_failing_calls": failed,
         "record_audio": args.record_audio,
-        "events": args.events,
+        "events": args.events or args.barge_in or args.keywords > 0,
+        "barge_in": args.barge_in,
+        "keywords": args.keywords,
         "frame_ms": args.frame_ms if args.record_audio else None,
         "codec": report.codec_of(call_codec(args)),
         "steps": [(r["calls"], r["passed"]) for r in results],

@@ -51,6 +51,8 @@ class Plan:
     generator_cpu: int | None = 1
     recording: bool = False  # StartRecording per call (even calls mono, odd stereo)
     events: bool = False  # one StreamEvents subscriber per call (voice activity runs on each)
+    keywords: int = 0  # of those subscribers, how many also spot KEYWORDS (the first calls)
+    barge_in: bool = False  # prompts interruptible, played again after each barge-in
     codec: CallCodec = field(default_factory=CallCodec)  # default: PCMU, no SDP
 
     @property

@@ -164,6 +164,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "record_audio": raw["record_audio"],
         "events": raw.get("events", False),
         "event_counts": raw.get("control", {}).get("events", {}),
+        "reaction_ms": raw.get("control", {}).get("reaction_ms", {}),
+        "keyword_hits": raw.get("control", {}).get("keyword_hits", {}),
         "frame_ms": raw["frame_ms"] if raw["record_audio"] else None,
         "codec": codec_of(raw["codec"]),
         "window_s": round(window_s, 2),
@@ -306,7 +308,16 @@ def table_row(r: dict[str, Any]) -> str:
         record += " + recording"
     if r.get("events"):
         counts = r.get("event_counts", {})
-        record += f" + StreamEvents (VAD; {counts.get('speech_started', 0)} speech starts)"
+        record += f" + StreamEvents (VAD; {counts.get('speech_started', 0)} speech starts"
+        reaction = r.get("reaction_ms") or {}
+        if reaction.get("count"):
+            record += (
+                f"; {reaction['count']} barge-ins, reaction p50 {reaction['p50']} / "
+                f"p95 {reaction['p95']} ms"
+            )
+        if counts.get("keyword") or counts.get("emotion"):
+            record += f"; {counts.get('keyword', 0)} keywords, {counts.get('emotion', 0)} emotions"
+        record += ")"
     verdict_text = "pass" if r["passed"] else "FAIL: " + "; ".join(r["failures"])
     if r["warnings"]:
         verdict_text += " (" + "; ".join(r["warnings"]) + ")"

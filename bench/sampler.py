@@ -20,6 +20,7 @@ from bench.service import (
     process_cpu_seconds,
     process_memory_kb,
     runqueue_wait_seconds,
+    tree_cpu_seconds,
 )
 
 
@@ -41,7 +42,7 @@ class Sampler:
     def take(self, name: str, metrics: bool = True) -> dict[str, Any]:
         sample: dict[str, Any] = {
             "t": time.monotonic(),
-            "service_cpu": process_cpu_seconds(self.service.pid),
+            "service_cpu": tree_cpu_seconds(self.service.pid),  # with its worker processes
             "memory": process_memory_kb(self.service.pid),
             "generator_cpu": {n: process_cpu_seconds(p) for n, p in self.pids.items()},
             "cpu_idle": cpu_idle_seconds(),
@@ -65,7 +66,7 @@ class Sampler:
         """One timeline point: cumulative counters and the CPU share since the last point."""
         if self.timeline is None:
             return
-        now, cpu = time.monotonic(), process_cpu_seconds(self.service.pid)
+        now, cpu = time.monotonic(), tree_cpu_seconds(self.service.pid)
         try:
             m = self.service.scrape()
         except OSError:

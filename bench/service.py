@@ -175,10 +175,32 @@ def scrape_metrics(port: int) -> dict[str, float]:
     return values
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and of its living children (the service's workers)."""
+    return sum(process_cpu_seconds(p) for p in (pid, *_children(pid)))
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # it ended between the listing and the reading
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
 
 
 def runqueue_wait_seconds(pid: int) -> float:

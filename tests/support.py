@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sentiric_media.media.codecs import Codec
 from sentiric_media.media.rtp import build_rtp, parse_rtp
+
+
+def require(*tools: str) -> None:
+    """Fail (on CI) or skip when a command-line tool the test needs is not installed."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        reason = f"{', '.join(missing)} not on PATH: apt-get install {' '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:

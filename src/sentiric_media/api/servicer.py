@@ -131,7 +131,9 @@ class MediaServicer(pb_grpc.MediaServiceServicer):
     async def StreamEvents(
         self, request: pb.StreamEventsRequest, context: Any
     ) -> AsyncIterator[pb.MediaEvent]:
-        subscription = self.manager.open_events(request.server_rtp_port, list(request.keywords))
+        subscription = await self.manager.open_events(
+            request.server_rtp_port, list(request.keywords)
+        )
         try:
             while (event := await subscription.next_event()) is not None:
                 yield to_message(event)
@@ -219,6 +221,11 @@ def to_message(event: MediaEvent) -> pb.MediaEvent:
     )
     getattr(message, event.kind).SetInParent()
     for name, value in event.data.items():
+        # Every integer of the contract's events is unsigned: a negative one (a bug)
+        # must not end the subscriber's stream.
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            log.warning("%s.%s was %d: sent as 0", event.kind, name, value)
+            value = 0
         setattr(getattr(message, event.kind), name, value)
     return message
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 from sentiric_media.analysis.dtmf_detect import DtmfBank
 from sentiric_media.analysis.vad import VadBank
+from sentiric_media.analysis.vad_worker import VadWorker
 from sentiric_media.audio.prompts import PromptLibrary
 from sentiric_media.audio.uri import ControlCommand, parse_audio_uri
 from sentiric_media.config import Settings
+from sentiric_media.control.analysis import SpeechAnalysis, normalise
 from sentiric_media.control.negotiator import Negotiated, Negotiator
 from sentiric_media.control.ports import PortPool
 from sentiric_media.control.recordings import Recordings, StoredRecording
@@ -30,6 +32,7 @@ from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.dtmf_receive import InbandMode
 from sentiric_media.media.dtmf_send import DIGITS as DTMF_DIGITS
 from sentiric_media.media.encoded import PromptEncodings
+from sentiric_media.media.listening import Analysers
 from sentiric_media.media.live import LiveAudioStream
 from sentiric_media.media.playout import Prompt, TtsStream
 from sentiric_media.media.session import MediaSession
@@ -79,8 +82,20 @@ class SessionManager:
         self.events = EventStreams()
         self.dtmf_bank = DtmfBank()  # in-band DTMF of all sessions, run once per frame
         clock.after_frame.append(self.dtmf_bank.run)
-        self.vad_bank = VadBank()  # voice activity of the sessions someone listens to
+        # Voice activity of the sessions someone listens to; the model in a worker process.
+        self.vad_worker = VadWorker() if settings.vad_worker else None
+        self.vad_bank = VadBank(worker=self.vad_worker)
         clock.after_frame.append(self.vad_bank.run)
+        self.analysis = SpeechAnalysis(settings)  # keywords and emotion, in a worker process
+        if self.analysis.worker is not None:  # after the VAD: speech found this frame goes too
+            clock.after_frame.append(self.analysis.worker.flush)
+        self.analysers = Analysers(
+            self.vad_bank,
+            settings.speech(),
+            settings.barge_in_min_speech_ms,
+            self.analysis.worker,
+            self.analysis.emotion,
+        )
         bus.subscribe(self.events.deliver)
         self.pool = pool or PortPool(settings.even_ports(), settings.port_quarantine_seconds)
         self.by_port: dict[int, MediaSession] = {}
@@ -108,6 +123,9 @@ class SessionManager:
                 await self._watch_task
         await self.recordings.stop_background()
         await self.clock.stop()
+        self.analysis.stop()
+        if self.vad_worker is not None:
+            self.vad_worker.stop()
 
     async def allocate(self, call_id: str, trace_id: str = "") -> int:
         if not call_id.strip():
@@ -137,10 +155,8 @@ class SessionManager:
             bus=self.bus,
             jitter_ms=self.settings.jitter_buffer_ms,
             dtmf_bank=self.dtmf_bank,
-            vad_bank=self.vad_bank,
+            analysers=self.analysers,
             inband_dtmf=InbandMode(self.settings.inband_dtmf),
-            speech=self.settings.speech(),
-            barge_in_min_speech_ms=self.settings.barge_in_min_speech_ms,
         )
         # Registered before the first await, so a concurrent AllocatePort of the
         # same call finds this session instead of creating a second one.
@@ -177,11 +193,15 @@ class SessionManager:
         self.events.end_port(port)  # after close: its last events are delivered first
         self._retire(session)
         self.pool.release(port)
+        arousal = session.listening.arousal.mean
+        if arousal is not None and self.analysis.worker is not None:
+            self.analysis.worker.counters.observe_arousal(arousal)
         session.log.info(
-            "session ended: %d packets in, %d out, %d lost",
+            "session ended: %d packets in, %d out, %d lost%s",
             session.stats.packets_in,
             session.stats.packets_out,
             session.stats.packets_lost,
+            "" if arousal is None else f", arousal {arousal:.2f}",
         )
         return True
 
@@ -275,12 +295,13 @@ class SessionManager:
             self.session(port), remote_sdp, sdp_type, preferences, srtp, public_address
         )
 
-    def open_events(self, port: int, keywords: list[str]) -> Subscription:
-        session = self.session(port)
-        subscription = self.events.open(
-            port, tuple(word.strip() for word in keywords if word.strip())
-        )
-        session.listen(+1)
+    async def open_events(self, port: int, keywords: list[str]) -> Subscription:
+        self.session(port)
+        words = normalise(keywords)
+        await self.analysis.check(words)
+        session = self.session(port)  # it may have ended while the words were checked
+        subscription = self.events.open(port, words)
+        session.listen(+1, words)
         return subscription
 
     def close_events(self, subscription: Subscription) -> None:
@@ -288,7 +309,7 @@ class SessionManager:
         self.events.close(subscription)
         session = self.by_port.get(subscription.port)
         if session is not None:
-            session.listen(-1)
+            session.listen(-1, subscription.keywords)
 
     def send_dtmf(self, port: int, digits: str, duration_ms: int) -> None:
         session = self.session(port)

@@ -23,7 +23,7 @@ class Subscription:
 
     def __init__(self, port: int, keywords: tuple[str, ...], limit: int) -> None:
         self.port = port
-        self.keywords = keywords  # kept for keyword spotting (the analysis issue)
+        self.keywords = keywords  # normalised: only hits of these words reach this subscriber
         self._queue: deque[MediaEvent] = deque()
         self._limit = limit
         self._wakeup = asyncio.Event()
@@ -81,9 +81,13 @@ class EventStreams:
 
     def deliver(self, event: MediaEvent) -> None:
         """An event bus subscriber: copy the event to the subscriptions of its port."""
+        keyword = event.data.get("keyword") if event.kind == "keyword" else None
         for subscription in self._by_port.get(event.port, ()):
-            if not subscription.closed:
-                subscription.put(event)
+            if subscription.closed or (
+                keyword is not None and keyword not in subscription.keywords
+            ):
+                continue
+            subscription.put(event)
 
     @property
     def dropped(self) -> int:

@@ -7,7 +7,12 @@
 - voice activity (`VadTap`), while a StreamEvents subscriber listens or
   barge-in is armed, whose
   speech starts and ends become `speech_started` / `speech_ended` events
-  stamped at the speech itself.
+  stamped at the speech itself;
+- speech analysis (`SpeechTap`, in the analysis worker process): keyword
+  spotting while a subscriber asked for keywords (the union of every
+  subscriber's words; each subscriber is sent the hits of its own words,
+  `EventStreams`), and the emotion estimate while anyone subscribes (unless
+  `MEDIA_SERVICE_EMOTION` is off); both on the caller's speech only.
 
 Both follow the session's rate: a tap at another rate is replaced.
 """
@@ -15,18 +20,37 @@ Both follow the session's rate: a tap at another rate is replaced.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sentiric_media.analysis.speech import Change, SpeechSettings, Transition
 from sentiric_media.analysis.vad import VadBank, supported
+from sentiric_media.analysis.worker import AnalysisWorker
+from sentiric_media.analysis.worker_protocol import Wanted
 from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS, BargeInTap
 from sentiric_media.media.dtmf_receive import DtmfReceiving
 from sentiric_media.media.playout import Playout
+from sentiric_media.media.speech_tap import Found, SpeechTap
 from sentiric_media.media.taps import Tap
 from sentiric_media.media.vad_tap import VadTap
 
+if TYPE_CHECKING:
+    from sentiric_media.analysis.prosody import Emotion
+
 Emit = Callable[[str, dict[str, Any], int | None], None]
+
+
+@dataclass(frozen=True)
+class Analysers:
+    """What every session's listening shares: the process-wide banks and their settings."""
+
+    vad_bank: VadBank
+    speech: SpeechSettings = SpeechSettings()  # noqa: RUF009 - frozen
+    barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS
+    worker: AnalysisWorker | None = None  # None: no keywords, no emotion
+    emotion: bool = False  # estimate the caller's emotion while anyone subscribes
 
 
 class Listening:
@@ -35,27 +59,38 @@ class Listening:
     def __init__(
         self,
         dtmf_in: DtmfReceiving,
-        vad_bank: VadBank,
-        speech: SpeechSettings,
+        analysers: Analysers,
         emit: Emit,
         media_ms: Callable[[int], int],
-        barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
     ) -> None:
         self.dtmf_in = dtmf_in
-        self._vad_bank = vad_bank
-        self._speech = speech
+        self._vad_bank = analysers.vad_bank
+        self._speech = analysers.speech
         self._emit = emit
         self._media_ms = media_ms
         self.vad: VadTap | None = None
         self.listeners = 0  # StreamEvents subscribers
         self.armed = False  # barge-in: an interruptible item is queued
         self.barge_in: BargeInTap | None = None
-        self._barge_in_ms = barge_in_min_speech_ms
+        self._barge_in_ms = analysers.barge_in_min_speech_ms
+        self._worker = analysers.worker
+        self._emotion = analysers.emotion
+        self._keywords: Counter[str] = Counter()  # every subscriber's words, counted
+        self.speech: SpeechTap | None = None
+        self.arousal = Tally()
         self.rate = 8000
+        self._log = logging.getLogger(__name__)
+
+    def subscriber(self, change: int, keywords: Iterable[str] = ()) -> None:
+        """A StreamEvents subscriber came (+1) or left (-1), with its keywords."""
+        self.listeners = max(0, self.listeners + change)
+        for word in keywords:
+            self._keywords[word] += change
+        self._keywords = +self._keywords  # drop the words nobody asks for any more
 
     @property
     def taps(self) -> tuple[Tap | None, ...]:
-        return (self.dtmf_in.tap, self.vad, self.barge_in)
+        return (self.dtmf_in.tap, self.vad, self.barge_in, self.speech)
 
     def sync(self, rate: int, add: Callable[[Tap], None], remove: Callable[[Tap], None]) -> None:
         """Attach what is wanted at `rate`, detach the rest."""
@@ -80,6 +115,24 @@ class Listening:
         if self.armed and self.barge_in is None and supported(rate):
             self.barge_in = BargeInTap(rate, self._barge_in_ms)
             add(self.barge_in)
+        self._sync_speech(rate, add, remove)
+
+    def _sync_speech(
+        self, rate: int, add: Callable[[Tap], None], remove: Callable[[Tap], None]
+    ) -> None:
+        wanted = Wanted(tuple(sorted(self._keywords)), self._emotion and self.listeners > 0)
+        worker = self._worker
+        on = bool(wanted) and self.vad is not None and worker is not None
+        tap = self.speech
+        if tap is not None and (not on or tap.rate != rate):
+            remove(tap)
+            self.speech = tap = None
+        if on and tap is None and worker is not None:
+            found = Found(self._keyword_found, self._emotion_found, self._failed)
+            self.speech = SpeechTap(worker, rate, wanted, found)
+            add(self.speech)
+        elif tap is not None:
+            tap.change(wanted)
 
     def barge_in_tick(self, playout: Playout, position: int, log: logging.LoggerAdapter) -> bool:
         """While armed, each tick: barge in if the caller talks over an interruptible item.
@@ -103,9 +156,47 @@ class Listening:
         return self.armed
 
     def _speech_changed(self, transition: Transition) -> None:
+        speech = self.speech
         if transition.change is Change.STARTED:
+            if speech is not None:
+                speech.speech_started(transition.onset)
             data = {"probability": round(transition.probability, 3)}
             self._emit("speech_started", data, self._media_ms(transition.onset))
         else:
+            if speech is not None:
+                speech.speech_ended(transition.end)
             duration_ms = (transition.end - transition.onset) * 1000 // self.rate
             self._emit("speech_ended", {"duration_ms": duration_ms}, self._media_ms(transition.end))
+
+    def _keyword_found(self, keyword: str, confidence: float, position: int) -> None:
+        data = {"keyword": keyword, "confidence": round(confidence, 3)}
+        self._emit("keyword", data, self._media_ms(position))
+
+    def _emotion_found(self, emotion: Emotion, position: int) -> None:
+        self.arousal.add(emotion.arousal)
+        data = {
+            "label": emotion.label,
+            "arousal": round(emotion.arousal, 3),
+            "valence": round(emotion.valence, 3),
+            "confidence": round(emotion.confidence, 3),
+        }
+        self._emit("emotion", data, self._media_ms(position))
+
+    def _failed(self, reason: str) -> None:
+        self._log.warning("speech analysis failed: %s", reason)
+
+
+@dataclass
+class Tally:
+    """A running mean (the call's arousal, for its last log line and the histogram)."""
+
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, value: float) -> None:
+        self.total += value
+        self.count += 1
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None

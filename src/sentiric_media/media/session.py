@@ -20,19 +20,16 @@ import time
 from typing import Any
 
 from sentiric_media.analysis.dtmf_detect import DtmfBank
-from sentiric_media.analysis.speech import SpeechSettings
-from sentiric_media.analysis.vad import VadBank
 from sentiric_media.audio.dtmf import key_tone
 from sentiric_media.audio.timeline import Timeline
 from sentiric_media.events.bus import EventBus, MediaEvent
-from sentiric_media.media.barge_in import DEFAULT_MIN_SPEECH_MS
 from sentiric_media.media.clock import MediaClock
 from sentiric_media.media.codecs import MediaFormat
 from sentiric_media.media.dtmf import DtmfPress, DtmfSource
 from sentiric_media.media.dtmf_receive import ASSUMED_PAYLOAD_TYPE, DtmfReceiving, InbandMode
 from sentiric_media.media.dtmf_send import TONE_DBM0, DtmfTones
 from sentiric_media.media.echo import EchoTap
-from sentiric_media.media.listening import Listening
+from sentiric_media.media.listening import Analysers, Listening
 from sentiric_media.media.live import LiveAudioStream, LiveTap
 from sentiric_media.media.negotiation import OfferState
 from sentiric_media.media.playout import Playout, PlayoutItem
@@ -63,10 +60,8 @@ class MediaSession(asyncio.DatagramProtocol):
         bus: EventBus,
         jitter_ms: int,
         dtmf_bank: DtmfBank,
-        vad_bank: VadBank,
+        analysers: Analysers,
         inband_dtmf: InbandMode = InbandMode.AUTO,
-        speech: SpeechSettings = SpeechSettings(),  # noqa: B008 - frozen
-        barge_in_min_speech_ms: int = DEFAULT_MIN_SPEECH_MS,
     ) -> None:
         self.call_id = call_id
         self.trace_id = trace_id
@@ -99,9 +94,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self._dtmf_pressed, inband_dtmf)
         self.receiver.dtmf_payload_type = ASSUMED_PAYLOAD_TYPE
         self.receiver.telephone_events = self.dtmf_in.assumed()
-        self.listening = Listening(
-            self.dtmf_in, vad_bank, speech, self.emit, self._media_ms, barge_in_min_speech_ms
-        )
+        self.listening = Listening(self.dtmf_in, analysers, self.emit, self._media_ms)
         self._sync_listening()
         self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
         self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
@@ -320,9 +313,9 @@ class MediaSession(asyncio.DatagramProtocol):
     def _sync_listening(self) -> None:
         self.listening.sync(self.rate, self._add_tap, self._remove_tap)
 
-    def listen(self, change: int) -> None:
-        """A StreamEvents subscriber came (+1) or left (-1)."""
-        self.listening.listeners = max(0, self.listening.listeners + change)
+    def listen(self, change: int, keywords: tuple[str, ...] = ()) -> None:
+        """A StreamEvents subscriber came (+1) or left (-1), with the keywords it spots."""
+        self.listening.subscriber(change, keywords)
         self._sync_listening()
 
     @property

@@ -56,6 +56,15 @@ class MetricsSnapshot:
     recording_store_failures: int = 0
     events_waiting: int = 0
     stream_events_dropped: int = 0
+    keyword_speech_ms: int = 0
+    keyword_hits: int = 0
+    keyword_feeds_dropped: int = 0
+    analysis_worker_cpu_seconds: float = 0.0
+    analysis_worker_restarts: int = 0
+    emotion_estimates: int = 0
+    arousal_buckets: tuple[float, ...] = ()
+    arousal_counts: list[int] = field(default_factory=list)
+    arousal_sum: float = 0.0
 
 
 class MediaCollector(Collector):
@@ -100,6 +109,24 @@ class MediaCollector(Collector):
                 s.caller_reanchors,
                 "Caller timing re-anchored (SSRC, jump, drift).",
             ),
+            (
+                "keyword_speech_seconds",
+                s.keyword_speech_ms / 1000,
+                "Caller speech sent to the keyword worker.",
+            ),
+            ("keyword_hits", s.keyword_hits, "Keywords spotted."),
+            (
+                "keyword_feeds_dropped",
+                s.keyword_feeds_dropped,
+                "20 ms pieces of speech not spotted (worker behind or starting).",
+            ),
+            (
+                "analysis_worker_cpu_seconds",
+                s.analysis_worker_cpu_seconds,
+                "CPU the analysis worker process spent on keywords and emotion.",
+            ),
+            ("analysis_worker_restarts", s.analysis_worker_restarts, "Analysis workers restarted."),
+            ("emotion_estimates", s.emotion_estimates, "Emotion estimates of caller speech."),
             ("recordings_stored", s.recordings_stored, "Recordings stored at their target."),
             (
                 "recording_store_failures",
@@ -119,17 +146,33 @@ class MediaCollector(Collector):
         yield _gauge(
             "sentiric_media_prompt_cache_bytes", "Decoded prompt cache size.", s.prompt_cache_bytes
         )
+        if s.arousal_buckets:
+            yield _histogram(
+                "sentiric_media_call_arousal",
+                "Calls' mean vocal arousal (0 calm .. 1 agitated), at their end.",
+                s.arousal_buckets,
+                s.arousal_counts,
+                s.arousal_sum,
+            )
         if s.pacing_buckets:
-            cumulative, buckets = 0, []
-            for bound, count in zip(s.pacing_buckets, s.pacing_counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            yield HistogramMetricFamily(
+            yield _histogram(
                 "sentiric_media_pacing_lateness_seconds",
                 "Media clock tick start behind its absolute deadline.",
-                buckets=buckets,
-                sum_value=s.pacing_sum,
+                s.pacing_buckets,
+                s.pacing_counts,
+                s.pacing_sum,
             )
+
+
+def _histogram(
+    name: str, text: str, bounds: tuple[float, ...], counts: list[int], total: float
+) -> HistogramMetricFamily:
+    """Per-bucket counts (the last bound +Inf) as Prometheus' cumulative buckets."""
+    cumulative, buckets = 0, []
+    for bound, count in zip(bounds, counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    return HistogramMetricFamily(name, text, buckets=buckets, sum_value=total)
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:
