@@ -153,6 +153,8 @@ class MediaApp:
             recording_store_failures=self.recordings.failures,
             events_waiting=self.publisher.waiting,
             stream_events_dropped=manager.events.dropped,
+            vad_inline_frames=manager.vad_bank.inline_frames,
+            vad_lost_windows=manager.vad_bank.lost_windows,
             **_analysis_counters(manager.analysis.worker),
         )
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_BACKLOG_BYTES = 2_000_000  # ~60 s of 16 kHz speech waiting for the worker
+MAX_BACKLOG_BYTES = 2_000_000  # ~120 s of 8 kHz speech waiting for the worker
 MAX_PENDING_COMMANDS = 20_000  # while the worker starts (~1 s): 400 calls' frames
 AROUSAL_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, float("inf"))
 

@@ -62,6 +62,8 @@ class MetricsSnapshot:
     analysis_worker_cpu_seconds: float = 0.0
     analysis_worker_restarts: int = 0
     emotion_estimates: int = 0
+    vad_inline_frames: int = 0
+    vad_lost_windows: int = 0
     arousal_buckets: tuple[float, ...] = ()
     arousal_counts: list[int] = field(default_factory=list)
     arousal_sum: float = 0.0
@@ -127,6 +129,16 @@ class MediaCollector(Collector):
             ),
             ("analysis_worker_restarts", s.analysis_worker_restarts, "Analysis workers restarted."),
             ("emotion_estimates", s.emotion_estimates, "Emotion estimates of caller speech."),
+            (
+                "vad_inline_frames",
+                s.vad_inline_frames,
+                "Frames whose VAD model ran on the media loop (worker starting or behind).",
+            ),
+            (
+                "vad_lost_windows",
+                s.vad_lost_windows,
+                "VAD windows sent to a worker that died before answering (taken as silence).",
+            ),
             ("recordings_stored", s.recordings_stored, "Recordings stored at their target."),
             (
                 "recording_store_failures",
