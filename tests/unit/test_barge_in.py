@@ -686,3 +686,13 @@ def test_a_caller_already_talking_reacts_from_the_prompts_start() -> None:
             break
     assert decided is not None
     assert 0 <= decided.reaction_ms <= (call.now - started) * 1000 // RATE
+
+
+def test_the_calls_echo_estimate_carries_over_to_the_next_prompt() -> None:
+    first = warmed(Call([prompt()]))
+    learned = first.tap.echo
+    assert not learned.assumed_worst  # the first prompt showed there is no echo
+    following = BargeInTap(RATE, 160, learned)
+    assert following.echo is learned
+    assert not following.echo.assumed_worst  # the next prompt starts knowing it
+    assert BargeInTap(16000, 160, learned).echo is not learned  # another rate: afresh

@@ -41,10 +41,14 @@ class BargeInTap:
     hears_bot = True
     takes_g711 = False
 
-    def __init__(self, rate: int, min_speech_ms: int = DEFAULT_MIN_SPEECH_MS) -> None:
+    def __init__(
+        self, rate: int, min_speech_ms: int = DEFAULT_MIN_SPEECH_MS, echo: EchoPath | None = None
+    ) -> None:
         self.rate = rate
         self.min_speech_ms = min_speech_ms
-        self.echo = EchoPath(rate)
+        # The call's echo path outlives one armed stretch: what earlier prompts taught
+        # (a path, or that there is none) holds for the next prompt from its first frame.
+        self.echo = echo if echo is not None and echo.rate == rate else EchoPath(rate)
         # (position, samples, arrival) of what the caller spoke
         self._present: deque[tuple[int, int, int]] = deque()
 

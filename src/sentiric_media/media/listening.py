@@ -37,6 +37,7 @@ from sentiric_media.media.taps import Tap
 from sentiric_media.media.vad_tap import VadTap
 
 if TYPE_CHECKING:
+    from sentiric_media.analysis.echo_path import EchoPath
     from sentiric_media.analysis.prosody import Emotion
 
 Emit = Callable[[str, dict[str, Any], int | None], None]
@@ -72,6 +73,7 @@ class Listening:
         self.listeners = 0  # StreamEvents subscribers
         self.armed = False  # barge-in: an interruptible item is queued
         self.barge_in: BargeInTap | None = None
+        self._echo: EchoPath | None = None  # the call's echo path, kept between prompts
         self._barge_in_ms = analysers.barge_in_min_speech_ms
         self._worker = analysers.worker
         self._emotion = analysers.emotion
@@ -113,7 +115,8 @@ class Listening:
             remove(barge_in)
             self.barge_in = None
         if self.armed and self.barge_in is None and supported(rate):
-            self.barge_in = BargeInTap(rate, self._barge_in_ms)
+            self.barge_in = BargeInTap(rate, self._barge_in_ms, self._echo)
+            self._echo = self.barge_in.echo
             add(self.barge_in)
         self._sync_speech(rate, add, remove)
 
