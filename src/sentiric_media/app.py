@@ -168,7 +168,7 @@ def _analysis_counters(worker: AnalysisWorker | None) -> dict[str, Any]:
         "keyword_hits": counters.hits,
         "keyword_feeds_dropped": counters.dropped_feeds,
         "analysis_worker_cpu_seconds": counters.busy_s,
-        "analysis_worker_restarts": counters.restarts,
+        "analysis_worker_restarts": worker.link.restarts,
         "emotion_estimates": counters.emotions,
         "arousal_buckets": AROUSAL_BUCKETS,
         "arousal_counts": list(counters.arousal_counts),

@@ -4,7 +4,6 @@ loudness (mean |x|) → fixed weights → three classes."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -150,17 +149,3 @@ def test_garbage_model_file(tmp_path: Path) -> None:
     write_labels(path.with_suffix(".labels"), list(LABELS))
     with pytest.raises(ValueError, match=re.escape(str(path))):
         EmotionModel(str(path))
-
-
-def test_cost_per_second_of_audio(model_path: Path) -> None:
-    """CPU per second of audio, tiny model (resampling + session overhead; not asserted)."""
-    model = EmotionModel(str(model_path))
-    for rate in (8000, 16000):
-        piece = speech_like(rate, 0.1, seconds=2.0)
-        model.estimate(piece, rate)
-        rounds = 200
-        start = time.process_time()
-        for _ in range(rounds):
-            model.estimate(piece, rate)
-        cost = (time.process_time() - start) / rounds / 2.0 * 1000
-        print(f"emotion model (tiny) at {rate} Hz: {cost:.3f} ms CPU per second of audio")

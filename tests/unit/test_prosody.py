@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -202,26 +201,3 @@ def test_two_second_pieces_of_a_long_segment(speech: dict[str, dict[str, Speech]
             means[style] = np.mean([r.arousal for r in results if r is not None])
         print(f"2 s pieces {voice:9s} agitated {means['agitated']:.2f} calm {means['calm']:.2f}")
         assert means["agitated"] > means["calm"] + 0.3, voice
-
-
-def test_cost_per_second_of_audio(speech: dict[str, dict[str, Speech]]) -> None:
-    """CPU time of features() per second of audio (printed, not asserted)."""
-    for rate in (8000, 16000):
-        pieces = [line(pieces["neutral0"], rate) for pieces in speech.values()]
-        for pcm in pieces:  # warm-up: per-rate tables, FFT plans
-            features(pcm, rate)
-        seconds = sum(len(pcm) for pcm in pieces) / rate
-        rounds = 5
-        start = time.process_time()
-        for _ in range(rounds):
-            for pcm in pieces:
-                features(pcm, rate)
-        cost = (time.process_time() - start) / rounds / seconds * 1000
-        print(f"prosody features at {rate} Hz: {cost:.2f} ms CPU per second of audio")
-        chunks = [pcm[i : i + 2 * rate] for pcm in pieces for i in range(0, len(pcm), 2 * rate)]
-        start = time.process_time()
-        for _ in range(rounds):
-            for chunk in chunks:
-                features(chunk, rate)
-        cost = (time.process_time() - start) / rounds / seconds * 1000
-        print(f"prosody features at {rate} Hz, 2 s pieces: {cost:.2f} ms CPU per second")

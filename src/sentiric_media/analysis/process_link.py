@@ -73,7 +73,7 @@ class ProcessLink:
         target: Callable[..., None],
         args: tuple[Any, ...],
         on_replies: Callable[[Any], None],
-        on_restart: Callable[[], None],
+        on_restart: Callable[[], None] = lambda: None,
         on_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name

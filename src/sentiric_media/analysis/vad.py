@@ -174,7 +174,7 @@ class VadBank:
             rows = np.stack([windows[i][2] for i in indices]).astype(np.float32) / 32768.0
             energy = np.einsum("ij,ij->i", rows, rows) / rows.shape[1] * 32768.0**2
             reset_after = RESET_MS * rate // 1000
-            chosen, keys, resets, inputs = [], [], [], []
+            chosen, loud, keys, resets, contexts = [], [], [], [], []
             for row, index in enumerate(indices):
                 stream = windows[index][0]
                 if energy[row] >= self._gate:
@@ -183,16 +183,18 @@ class VadBank:
                         stream.context[:] = 0.0
                     stream.quiet = 0
                     chosen.append(index)
+                    loud.append(row)
                     keys.append(stream.key)
                     resets.append(reset)
-                    inputs.append(np.concatenate([stream.context, rows[row]]))
+                    contexts.append(stream.context)
                 else:
                     stream.quiet += stream.window
                 stream.context = rows[row, -len(stream.context) :].copy()
             self.model_windows += len(chosen)
             self.gated_windows += len(indices) - len(chosen)
             if chosen:
-                frame.jobs.append((chosen, ModelJob(rate, keys, resets, np.stack(inputs))))
+                inputs = np.concatenate([np.stack(contexts), rows[loud]], axis=1)
+                frame.jobs.append((chosen, ModelJob(rate, keys, resets, inputs)))
         return frame
 
     def _answered(self, results: list[np.ndarray]) -> None:

@@ -41,7 +41,7 @@ class VadWorker:
     """The media side: send a frame's jobs, get their probabilities back in order."""
 
     def __init__(self) -> None:
-        self.link = ProcessLink("vad worker", serve, (), self._replies, self._restarted, self._lost)
+        self.link = ProcessLink("vad worker", serve, (), self._replies, on_lost=self._lost)
         self._forget: list[int] = []
         self.on_result: Callable[[list[np.ndarray]], None] = lambda _: None
         self.on_lost: Callable[[], None] = lambda: None
@@ -74,9 +74,6 @@ class VadWorker:
             return
         self.pending -= 1
         self.on_result([np.frombuffer(p, dtype=np.float32) for p in probabilities])
-
-    def _restarted(self) -> None:
-        self.pending = 0
 
     def _lost(self) -> None:
         self.pending = 0

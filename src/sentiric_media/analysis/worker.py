@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from sentiric_media.analysis.process_link import ProcessLink
+from sentiric_media.analysis.worker_process import serve
 from sentiric_media.analysis.worker_protocol import (
     Command,
     EmotionAt,
@@ -66,7 +67,6 @@ class WorkerCounters:
     batches: int = 0
     fed_ms: int = 0
     dropped_feeds: int = 0
-    restarts: int = 0
     hits: int = 0
     emotions: int = 0
     busy_s: float = 0.0  # the worker's CPU time on the batches, as it reports
@@ -89,8 +89,6 @@ class AnalysisWorker:
         self._streams: dict[int, _Stream] = {}
         self._next_id = 0
         self._pending: list[Command] = []
-        from sentiric_media.analysis.worker_process import serve  # pocketsphinx: only if used
-
         self.link = ProcessLink("analysis worker", serve, (setup,), self.deliver, self._reopen_all)
 
     # ---- what sessions call ---------------------------------------------------------
@@ -112,7 +110,8 @@ class AnalysisWorker:
 
     def feed(self, stream: int, start: int, pcm: np.ndarray) -> None:
         """Speech at the stream's rate, `start` in its samples."""
-        self._pending.append(Command(Op.FEED, stream, (start, pcm.astype("<i2").tobytes())))
+        data = pcm.astype("<i2", copy=False).tobytes()
+        self._pending.append(Command(Op.FEED, stream, (start, data)))
 
     def pause(self, stream: int) -> None:
         self._pending.append(Command(Op.PAUSE, stream))
@@ -166,7 +165,6 @@ class AnalysisWorker:
 
     def _reopen_all(self) -> None:
         """A new worker knows no stream: open the living ones again, first."""
-        self.counters.restarts += 1
         self._pending[:0] = [
             Command(Op.OPEN, stream, (entry.wanted, entry.rate))
             for stream, entry in self._streams.items()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sentiric_media.analysis.process_link import NICENESS, frame, unframe
-from sentiric_media.analysis.prosody import ArousalEstimator, Emotion
+from sentiric_media.analysis.prosody import ArousalEstimator
 from sentiric_media.analysis.worker_protocol import (
     Command,
     EmotionAt,
@@ -29,14 +29,17 @@ from sentiric_media.analysis.worker_protocol import (
 from sentiric_media.audio.resample import FrameResampler
 
 if TYPE_CHECKING:
+    from sentiric_media.analysis.emotion_model import EmotionModel
     from sentiric_media.analysis.keywords import KeywordSpotter, Vocabulary
+
+    Estimator = ArousalEstimator | EmotionModel  # both: estimate(pcm, rate) -> Emotion | None
 
 SPOTTER_RATE = 16000  # pocketsphinx's models
 PIECE_S = 2.0  # the longest piece of speech one emotion estimate covers
 
 
 class _Estimators:
-    """Makes each stream's emotion estimator: the prosody rule, or one shared ONNX model."""
+    """Each stream's emotion estimator: its own prosody rule, or the one shared ONNX model."""
 
     def __init__(self, setup: WorkerSetup) -> None:
         self._model = None
@@ -45,14 +48,8 @@ class _Estimators:
 
             self._model = EmotionModel(setup.emotion_model, setup.emotion_labels)
 
-    def new(self) -> ArousalEstimator | None:
-        return None if self._model is not None else ArousalEstimator()
-
-    def estimate(self, own: ArousalEstimator | None, pcm: np.ndarray, rate: int) -> Emotion | None:
-        if self._model is not None:
-            return self._model.estimate(pcm, rate)
-        assert own is not None
-        return own.estimate(pcm, rate)
+    def new(self) -> Estimator:
+        return self._model if self._model is not None else ArousalEstimator()
 
 
 class _SpotterBand:
@@ -86,10 +83,9 @@ class StreamAnalysis:
             from sentiric_media.analysis.keywords import KeywordSpotter
 
             self.spotter = KeywordSpotter(setup.keyword_model, wanted.keywords, vocabulary)
-        self._band = _SpotterBand(rate)
+        self._band: _SpotterBand | None = None  # made by the first stretch spotted
         self._next = 0
-        self._estimators = estimators if wanted.emotion else None
-        self._own = estimators.new() if wanted.emotion else None
+        self._estimator = estimators.new() if wanted.emotion else None
         self._piece: list[np.ndarray] = []
         self._piece_start = 0
         self._piece_samples = 0
@@ -98,7 +94,7 @@ class StreamAnalysis:
         replies = []
         if self.spotter is not None:
             replies = self._spot(start, pcm, stream)
-        if self._estimators is not None:
+        if self._estimator is not None:
             if self._piece and start != self._piece_start + self._piece_samples:
                 replies += self._estimate(stream)  # a gap ends the piece
             if not self._piece:
@@ -111,7 +107,7 @@ class StreamAnalysis:
 
     def _spot(self, start: int, pcm: np.ndarray, stream: int) -> list[Reply]:
         assert self.spotter is not None
-        if start != self._next:  # a new stretch: the filters' history is not this audio's
+        if self._band is None or start != self._next:  # a new stretch: new filter history
             self._band = _SpotterBand(self.rate)
         self._next = start + len(pcm)
         hits = self.spotter.feed(self._band.process(pcm), start * SPOTTER_RATE // self.rate)
@@ -133,8 +129,8 @@ class StreamAnalysis:
         pcm = np.concatenate(self._piece)
         start = self._piece_start
         self._piece, self._piece_samples = [], 0
-        assert self._estimators is not None
-        emotion = self._estimators.estimate(self._own, pcm, self.rate)
+        assert self._estimator is not None
+        emotion = self._estimator.estimate(pcm, self.rate)
         return [] if emotion is None else [Reply(stream, emotion=EmotionAt(emotion, start))]
 
 

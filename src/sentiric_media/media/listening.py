@@ -63,6 +63,7 @@ class Listening:
         analysers: Analysers,
         emit: Emit,
         media_ms: Callable[[int], int],
+        log: logging.LoggerAdapter,
     ) -> None:
         self.dtmf_in = dtmf_in
         self._vad_bank = analysers.vad_bank
@@ -81,7 +82,7 @@ class Listening:
         self.speech: SpeechTap | None = None
         self.arousal = Tally()
         self.rate = 8000
-        self._log = logging.getLogger(__name__)
+        self._log = log  # the session's: its lines name the call
 
     def subscriber(self, change: int, keywords: Iterable[str] = ()) -> None:
         """A StreamEvents subscriber came (+1) or left (-1), with its keywords."""
@@ -137,7 +138,7 @@ class Listening:
         elif tap is not None:
             tap.change(wanted)
 
-    def barge_in_tick(self, playout: Playout, position: int, log: logging.LoggerAdapter) -> bool:
+    def barge_in_tick(self, playout: Playout, position: int) -> bool:
         """While armed, each tick: barge in if the caller talks over an interruptible item.
 
         Returns whether barge-in stays armed (the caller re-syncs the taps if not).
@@ -146,7 +147,7 @@ class Listening:
         onset = vad.onset if vad else None
         decided = barge_in.check(playout, onset, position) if barge_in else None
         if decided is not None and barge_in is not None:
-            log.info(
+            self._log.info(
                 "barge-in: %s stopped after %d ms, %d ms after the caller began (echo path: %s)",
                 decided.audio_uri,
                 decided.played_ms,

@@ -94,7 +94,7 @@ class MediaSession(asyncio.DatagramProtocol):
         self.dtmf_in = DtmfReceiving(dtmf_bank, clock.epoch, self._dtmf_pressed, inband_dtmf)
         self.receiver.dtmf_payload_type = ASSUMED_PAYLOAD_TYPE
         self.receiver.telephone_events = self.dtmf_in.assumed()
-        self.listening = Listening(self.dtmf_in, analysers, self.emit, self._media_ms)
+        self.listening = Listening(self.dtmf_in, analysers, self.emit, self._media_ms, self.log)
         self._sync_listening()
         self._dtmf_send_pt: int | None = None  # the peer's telephone-event payload type
         self.dtmf_out = DtmfTones(self.rate, self.frame_samples)
@@ -397,7 +397,7 @@ class MediaSession(asyncio.DatagramProtocol):
             self._sync_listening()
 
     def _check_barge_in(self, position: int) -> None:
-        if not self.listening.barge_in_tick(self.playout, position, self.log):
+        if not self.listening.barge_in_tick(self.playout, position):
             self._sync_listening()  # nothing interruptible is left: disarmed
 
     def check_inactivity(self, now: float, timeout: float) -> bool:
